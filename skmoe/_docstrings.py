@@ -1,0 +1,105 @@
+"""Parameter descriptions shared by both estimators, written once (numpydoc)."""
+
+SHARED_DOC = {
+    "n_experts": """n_experts : int, default=4
+        Number of experts (regions of the input space).""",
+    "gate": """gate : {"linear", "mlp"} or gate object, default="linear"
+        Gating network. ``"linear"``: softmax (multinomial logistic) gate;
+        ``"mlp"``: a one-hidden-layer network with a softmax output. A gate
+        object must follow the protocol of :class:`skmoe.gates.BaseGate`
+        (``fit(X, resp, sample_weight)``, ``predict_log_proba(X)``); it is
+        cloned and keeps its own settings (``gate_alpha`` then does not apply).""",
+    "gate_alpha": """gate_alpha : float, default=1e-4
+        L2 penalty of the gate's weights on internally standardised inputs
+        (so the fit does not depend on the units of ``X``); intercepts are not
+        penalised. The penalty is part of the EM objective.""",
+    "init": """init : {"kmeans", "random", "tree"}, clusterer or array-like, default="kmeans"
+        First partition. ``"kmeans"``: weighted k-means on the standardised
+        inputs (for the regressor on ``[X, y]``, so that regimes of the
+        response separate). ``"random"``: random soft responsibilities from a
+        random softmax gate. ``"tree"``: leaves of a decision tree with
+        ``n_experts`` leaves. A clusterer with ``fit_predict`` (e.g.
+        ``AgglomerativeClustering(4)``) is cloned and run on the same
+        standardised data and must find ``n_experts`` clusters. An array of
+        labels ``(n_samples,)`` in ``[0, n_experts)`` or of responsibilities
+        ``(n_samples, n_experts)`` encodes domain knowledge.""",
+    "pooling": """pooling : {"weighted", "argmax"}, default="weighted"
+        How predictions are pooled: the gate-weighted sum of the experts, or
+        the single expert with the largest gate output. Training is the same
+        either way.""",
+    "top_k": """top_k : int, default=None
+        Keep only the ``top_k`` largest gate outputs of each sample,
+        renormalised (sparse gating), in training and prediction. Experts
+        then fit only the samples routed to them. ``None`` keeps all.""",
+    "max_iter": """max_iter : int, default=100
+        Maximum number of EM iterations per initialisation. ``0`` only
+        initialises (one M-step from the initial partition).""",
+    "tol": """tol : float, default=1e-4
+        Convergence threshold on the gain of the mean per-sample
+        log-likelihood between iterations.""",
+    "n_init": """n_init : int, default=1
+        Number of initialisations (restarts); the best log-likelihood is kept.""",
+    "backend": """backend : {"numpy", "torch"}, default="numpy"
+        Where the gate trains: NumPy/SciPy, or PyTorch (optional dependency,
+        useful for large MLP gates on a GPU).""",
+    "device": """device : str, default=None
+        PyTorch device for ``backend="torch"`` (``"cpu"``, ``"cuda"``);
+        ``None`` picks CUDA when present.""",
+    "n_jobs": """n_jobs : int, default=None
+        Number of experts fitted in parallel in each M-step (joblib);
+        ``None`` means 1 unless in a :func:`joblib.parallel_backend` context.
+        The batched linear fast path ignores it and uses BLAS threads instead.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, every restart, the experts' own
+        ``random_state`` and the gate. Pass an int for reproducible fits.""",
+    "verbose": """verbose : int, default=0
+        1: one line per initialisation; 2: also one line per EM iteration
+        with the log-likelihood and its time.""",
+    "warm_start": """warm_start : bool, default=False
+        Continue from the previous fit's experts and gate (``n_init`` is then
+        ignored), e.g. to step EM one iteration at a time with
+        ``max_iter=1``.""",
+    "fitted_attributes": """gate_ : gate object
+        The fitted gating network.
+    n_experts_ : int
+        Number of experts after training (lower than ``n_experts`` only if an
+        expert was removed after repeatedly losing all responsibility).
+    expert_share_ : ndarray of shape (n_experts_,)
+        Weighted mean responsibility of each expert on the training data;
+        an expert with a tiny share covers almost no samples.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    converged_ : bool
+        Whether the best initialisation converged.
+    log_likelihood_ : float
+        EM objective of the fit: mean per-sample log-likelihood of the
+        training data minus the gate's L2 penalty.
+    log_likelihood_curve_ : ndarray of shape (n_iter_ + 1,)
+        The objective after the initial M-step and after each iteration,
+        for the best initialisation.
+    log_likelihood_curves_ : list of ndarray
+        The curve of every initialisation, in order.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit; only when ``X`` has string
+        feature names.""",
+}
+
+
+def fill_doc(obj):
+    """Substitute the shared parameter descriptions into ``obj.__doc__``.
+
+    Parameters
+    ----------
+    obj : type or callable
+        Object whose docstring holds ``%(name)s`` placeholders.
+
+    Returns
+    -------
+    obj : type or callable
+        The same object, docstring filled.
+    """
+    if obj.__doc__:
+        obj.__doc__ = obj.__doc__ % SHARED_DOC
+    return obj

@@ -1,0 +1,211 @@
+"""Pure array functions of the EM algorithm for mixtures of experts.
+
+Everything here works on the core layout: per-expert quantities are
+``(n_experts, n_samples)`` C-contiguous arrays, so reductions over experts
+run along the long, contiguous axis. The estimators transpose at the API
+boundary. No function here holds state.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+def gaussian_log_density(y, mean_T, variance, out=None):
+    """Per-expert Gaussian log-density ``log N(y_i | mean_ki, variance_k)``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Targets.
+    mean_T : ndarray of shape (n_experts, n_samples)
+        Each expert's prediction.
+    variance : ndarray of shape (n_experts,)
+        Each expert's noise variance (positive).
+    out : ndarray of shape (n_experts, n_samples), default=None
+        Buffer for the result; may be ``mean_T`` itself.
+
+    Returns
+    -------
+    log_density : ndarray of shape (n_experts, n_samples)
+        Log-densities.
+    """
+    out = np.subtract(mean_T, y, out=out)
+    np.square(out, out=out)
+    inv = (-0.5 / variance).astype(out.dtype, copy=False)
+    out *= inv[:, None]
+    out += (-0.5 * (_LOG_2PI + np.log(variance))).astype(out.dtype, copy=False)[:, None]
+    return out
+
+
+def e_step(log_gate_T, log_lik_T, out=None):
+    """Log-responsibilities and per-sample log-likelihood, in log space.
+
+    ``log r_ki = log g_k(x_i) + log p_k(y_i | x_i) - log sum_j (...)``.
+
+    Parameters
+    ----------
+    log_gate_T : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities.
+    log_lik_T : ndarray of shape (n_experts, n_samples)
+        Log-likelihood of each sample under each expert.
+    out : ndarray of shape (n_experts, n_samples), default=None
+        Buffer for the log-responsibilities; may alias either input.
+
+    Returns
+    -------
+    log_resp_T : ndarray of shape (n_experts, n_samples)
+        Log-responsibilities; ``exp`` of each column sums to one.
+    log_prob : ndarray of shape (n_samples,)
+        ``log p(y_i | x_i)`` under the mixture.
+    """
+    joint = np.add(log_gate_T, log_lik_T, out=out)
+    with np.errstate(under="ignore"):
+        log_prob = logsumexp(joint, axis=0)
+    joint -= log_prob
+    return joint, log_prob
+
+
+def mean_log_likelihood(log_prob, sample_weight=None):
+    """Weighted mean of per-sample log-likelihoods.
+
+    Parameters
+    ----------
+    log_prob : ndarray of shape (n_samples,)
+        Per-sample log-likelihood.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weights.
+
+    Returns
+    -------
+    value : float
+        ``sum_i w_i log_prob_i / sum_i w_i``.
+    """
+    if sample_weight is None:
+        return float(np.mean(log_prob))
+    return float(np.dot(sample_weight, log_prob) / np.sum(sample_weight))
+
+
+def weighted_variance_update(y, mean_T, resp_T, sample_weight, floor):
+    """M-step of the noise variances, floored: ``sum r w (y - mu)^2 / sum r w``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Targets.
+    mean_T : ndarray of shape (n_experts, n_samples)
+        Each expert's (new) prediction.
+    resp_T : ndarray of shape (n_experts, n_samples)
+        Responsibilities (of the E-step that preceded this M-step).
+    sample_weight : ndarray of shape (n_samples,)
+        User weights.
+    floor : float
+        Smallest variance allowed; keeps the likelihood bounded when an
+        expert interpolates its samples.
+
+    Returns
+    -------
+    variance : ndarray of shape (n_experts,)
+        Floored variances.
+    """
+    n_experts = mean_T.shape[0]
+    variance = np.empty(n_experts)
+    for k in range(n_experts):  # one row at a time: no (n_experts, n_samples) temporary
+        residual = mean_T[k] - y
+        rw = resp_T[k] * sample_weight
+        total = rw.sum(dtype=np.float64)
+        variance[k] = np.dot(rw, residual * residual) / total if total > 0 else floor
+    return np.maximum(variance, floor)
+
+
+def top_k_log_gate(log_gate_T, top_k):
+    """Keep the ``top_k`` largest gate outputs per sample, renormalised.
+
+    Parameters
+    ----------
+    log_gate_T : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities.
+    top_k : int or None
+        Number of experts kept per sample; None keeps all.
+
+    Returns
+    -------
+    masked : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities with ``-inf`` outside the top ``top_k``, each
+        column renormalised to log-sum-exp 0.
+    """
+    n_experts = log_gate_T.shape[0]
+    if top_k is None or top_k >= n_experts:
+        return log_gate_T
+    # Indices of the n_experts - top_k smallest entries of each column are dropped.
+    drop = np.argpartition(log_gate_T, n_experts - top_k - 1, axis=0)[: n_experts - top_k]
+    masked = log_gate_T.copy()
+    np.put_along_axis(masked, drop, -np.inf, axis=0)
+    with np.errstate(under="ignore"):
+        masked -= logsumexp(masked, axis=0)
+    return masked
+
+
+def argmax_log_gate(log_gate_T):
+    """One-hot gate on the most probable expert (ties: lowest index), in log space.
+
+    Parameters
+    ----------
+    log_gate_T : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities.
+
+    Returns
+    -------
+    masked : ndarray of shape (n_experts, n_samples)
+        0 at the argmax expert, ``-inf`` elsewhere.
+    """
+    best = np.argmax(log_gate_T, axis=0)
+    masked = np.full(log_gate_T.shape, -np.inf)
+    masked[best, np.arange(log_gate_T.shape[1])] = 0.0
+    return masked
+
+
+def mixture_mean_std(gate_T, mean_T, variance):
+    """Mean and standard deviation of a Gaussian mixture per sample.
+
+    Parameters
+    ----------
+    gate_T : ndarray of shape (n_experts, n_samples)
+        Mixing weights (columns sum to one).
+    mean_T : ndarray of shape (n_experts, n_samples)
+        Component means.
+    variance : ndarray of shape (n_experts,)
+        Component variances.
+
+    Returns
+    -------
+    mean, std : ndarray of shape (n_samples,)
+        ``E[y|x]`` and ``sqrt(Var[y|x])`` by the law of total variance.
+    """
+    mean = np.einsum("ki,ki->i", gate_T, mean_T)
+    # Law of total variance written as sum_k g_k (s_k^2 + (mu_k - mean)^2):
+    # no E[y^2] - E[y]^2 cancellation.
+    var = variance @ gate_T
+    for k in range(mean_T.shape[0]):
+        spread = mean_T[k] - mean
+        var += gate_T[k] * spread * spread
+    return mean, np.sqrt(var)
+
+
+def responsibility_share(resp_T, sample_weight):
+    """Weighted mean responsibility of each expert.
+
+    Parameters
+    ----------
+    resp_T : ndarray of shape (n_experts, n_samples)
+        Responsibilities.
+    sample_weight : ndarray of shape (n_samples,)
+        Weights.
+
+    Returns
+    -------
+    share : ndarray of shape (n_experts,)
+        Fractions summing to one.
+    """
+    return resp_T @ sample_weight / np.sum(sample_weight)

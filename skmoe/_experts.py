@@ -1,0 +1,451 @@
+"""Expert adapters: clone and seed experts, fit them with responsibility weights.
+
+Two ways to run the expert M-step:
+
+* the generic path: each expert is a clone of a scikit-learn estimator fitted
+  with ``sample_weight = responsibility * user weight``, in parallel through
+  :class:`sklearn.utils.parallel.Parallel`, so a Dask or Ray joblib backend
+  spreads the experts over a cluster;
+* the batched path for ``LinearRegression`` / ``Ridge`` experts: the weighted
+  normal equations of all experts come from one pass over row blocks of
+  ``[X, 1, y]`` and the small systems are solved together; the result is a list
+  of ordinary fitted ``LinearRegression`` / ``Ridge`` objects, equal to what
+  their own ``fit`` gives (see ``tests/test_experts.py``).
+"""
+
+import inspect
+import numbers
+
+import numpy as np
+from scipy import linalg
+from sklearn.base import clone, is_classifier
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import has_fit_parameter
+
+
+def _accepts_sample_weight(estimator):
+    if isinstance(estimator, Pipeline):
+        return _accepts_sample_weight(estimator.steps[-1][1])
+    return has_fit_parameter(estimator, "sample_weight")
+
+
+def check_expert(estimator, *, classification):
+    """Refuse an expert that cannot be an expert, naming it.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Candidate expert.
+    classification : bool
+        Whether the mixture is a classifier (then ``predict_proba`` is needed).
+
+    Raises
+    ------
+    TypeError
+        If ``fit`` takes no ``sample_weight`` or, for classification, the
+        expert has no ``predict_proba``.
+    """
+    name = type(estimator).__name__
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise TypeError(f"expert {estimator!r} must implement fit and predict.")
+    if not _accepts_sample_weight(estimator):
+        raise TypeError(
+            f"expert {name} does not accept sample_weight in fit; mixture-of-experts "
+            "training fits each expert with responsibility weights, so every expert "
+            "(for a Pipeline, its last step) must support sample_weight."
+        )
+    if classification and not hasattr(estimator, "predict_proba"):
+        raise TypeError(
+            f"expert {name} has no predict_proba; a classifier expert must give "
+            "class probabilities (e.g. set probability=True for SVC)."
+        )
+
+
+def seed_expert(estimator, rng):
+    """Write integers from ``rng`` into every ``*random_state`` parameter left as None or a generator.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Unfitted clone, modified in place.
+    rng : numpy.random.RandomState
+        Source of seeds.
+
+    Returns
+    -------
+    estimator : estimator
+        The same object.
+    """
+    to_set = {}
+    for key, value in sorted(estimator.get_params(deep=True).items()):
+        if (key == "random_state" or key.endswith("__random_state")) and not isinstance(
+            value, numbers.Integral
+        ):
+            to_set[key] = int(rng.randint(np.iinfo(np.int32).max))
+    if to_set:
+        estimator.set_params(**to_set)
+    return estimator
+
+
+def _fit_params(estimator, sample_weight):
+    if isinstance(estimator, Pipeline):
+        # Route the weights to every step that takes them (a weighted scaler too).
+        params = {}
+        for name, step in estimator.steps:
+            if step is not None and step != "passthrough" and has_fit_parameter(step, "sample_weight"):
+                params[f"{name}__sample_weight"] = sample_weight
+        return params
+    return {"sample_weight": sample_weight}
+
+
+def _fit_one(estimator, X, y, sample_weight, drop_zero_rows):
+    if drop_zero_rows:
+        keep = sample_weight > 0
+        if not np.all(keep):
+            X, y, sample_weight = X[keep], y[keep], sample_weight[keep]
+    return estimator.fit(X, y, **_fit_params(estimator, sample_weight))
+
+
+def fit_experts(templates, X, y, weights_T, *, n_jobs=None, drop_zero_rows=True):
+    """Generic expert M-step: fit a clone of each template with its weights.
+
+    Parameters
+    ----------
+    templates : list of estimators
+        Unfitted, seeded experts.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    y : ndarray of shape (n_samples,)
+        Targets.
+    weights_T : ndarray of shape (n_experts, n_samples)
+        ``responsibility * sample_weight`` per expert.
+    n_jobs : int, default=None
+        Parallel jobs (joblib).
+    drop_zero_rows : bool, default=True
+        Pass only rows with positive weight (exactly equivalent for weighted
+        fits, and what makes sparse gating cheap). Classifiers keep all rows so
+        that every expert sees every class.
+
+    Returns
+    -------
+    experts : list of estimators
+        Fitted clones.
+    """
+    if n_jobs is None or n_jobs == 1 or len(templates) == 1:
+        return [
+            _fit_one(clone(t), X, y, weights_T[k], drop_zero_rows) for k, t in enumerate(templates)
+        ]
+    return Parallel(n_jobs=n_jobs)(
+        delayed(_fit_one)(clone(t), X, y, weights_T[k], drop_zero_rows)
+        for k, t in enumerate(templates)
+    )
+
+
+# ---------------------------------------------------------------------------
+# Batched path for linear experts
+
+FAST_PATH_TYPES = (LinearRegression, Ridge)
+
+
+def supports_fast_path(templates):
+    """Whether every expert is a plain ``LinearRegression`` or ``Ridge``.
+
+    Parameters
+    ----------
+    templates : list of estimators
+        Experts.
+
+    Returns
+    -------
+    supported : bool
+        True when the batched normal-equation M-step applies: exact types
+        (no subclasses), ``positive=False`` and, for ``Ridge``, a scalar
+        ``alpha`` and a direct solver.
+    """
+    for est in templates:
+        if type(est) not in FAST_PATH_TYPES:
+            return False
+        if getattr(est, "positive", False):
+            return False
+        if isinstance(est, Ridge):
+            if not isinstance(est.alpha, numbers.Real):
+                return False
+            # Iterative solvers stop at a tolerance; only direct solvers give the same answer.
+            if est.solver not in ("auto", "cholesky", "svd"):
+                return False
+    return True
+
+
+def _block_rows(n_features):
+    # About 2 MiB of float64 per block: the weighted copy stays in cache.
+    return int(max(256, min(65536, 2**18 // max(1, n_features + 2))))
+
+
+def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset):
+    """Gram matrices of ``[X - x_offset, 1, y - y_offset]`` under each expert's weights.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    y : ndarray of shape (n_samples,)
+        Targets.
+    weights_T : ndarray of shape (n_experts, n_samples)
+        Non-negative weights per expert.
+    x_offset : ndarray of shape (n_features,)
+        Subtracted from ``X`` for accuracy (global weighted mean).
+    y_offset : float
+        Subtracted from ``y``.
+
+    Returns
+    -------
+    gram : ndarray of shape (n_experts, n_features + 2, n_features + 2)
+        ``Z^T diag(w_k) Z`` for every expert, float64.
+    """
+    n_samples, n_features = X.shape
+    n_experts = weights_T.shape[0]
+    p = n_features + 2
+    gram = np.zeros((n_experts, p, p))
+    block = _block_rows(n_features)
+    Zb = np.empty((block, p))
+    Sb = np.empty((block, p))
+    for start in range(0, n_samples, block):
+        stop = min(start + block, n_samples)
+        m = stop - start
+        Z = Zb[:m]
+        np.subtract(X[start:stop], x_offset, out=Z[:, :n_features])
+        Z[:, n_features] = 1.0
+        np.subtract(y[start:stop], y_offset, out=Z[:, n_features + 1])
+        root_w = np.sqrt(weights_T[:, start:stop])
+        S = Sb[:m]
+        for k in range(n_experts):
+            np.multiply(Z, root_w[k][:, None], out=S)
+            gram[k] += S.T @ S  # SYRK: half the flops of a general product
+    return gram
+
+
+def _solve_normal_equations(A, b, *, rank_deficient_rcond):
+    """Solve ``A beta = b`` for symmetric PSD ``A``: Cholesky, else minimum-norm."""
+    try:
+        c, lower = linalg.cho_factor(A, lower=True, check_finite=False)
+        beta = linalg.cho_solve((c, lower), b, check_finite=False)
+        if np.all(np.isfinite(beta)):
+            # Cholesky can succeed on numerically singular systems; check the conditioning.
+            diag = np.diag(c)
+            if diag.min() > np.sqrt(rank_deficient_rcond) * diag.max():
+                return beta
+    except linalg.LinAlgError:
+        pass
+    # Minimum-norm solution, as scipy.linalg.lstsq gives LinearRegression.
+    evals, evecs = np.linalg.eigh(A)
+    keep = evals > rank_deficient_rcond * max(evals.max(), 0.0)
+    inv = np.zeros_like(evals)
+    inv[keep] = 1.0 / evals[keep]
+    return evecs @ (inv * (evecs.T @ b))
+
+
+def fit_linear_experts(templates, X, y, weights_T):
+    """Batched M-step of ``LinearRegression`` / ``Ridge`` experts.
+
+    Parameters
+    ----------
+    templates : list of LinearRegression or Ridge
+        Unfitted experts.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    y : ndarray of shape (n_samples,)
+        Targets.
+    weights_T : ndarray of shape (n_experts, n_samples)
+        Weights per expert.
+
+    Returns
+    -------
+    experts : list of LinearRegression or Ridge
+        Fitted estimators (``coef_``, ``intercept_``, ``n_features_in_`` and,
+        for LinearRegression, ``rank_`` and ``singular_``), as their own
+        ``fit`` with ``sample_weight`` would leave them.
+    """
+    n_samples, n_features = X.shape
+    totals = weights_T.sum(axis=1)
+    grand = totals.sum()
+    x_offset = (weights_T.sum(axis=0) @ X) / grand
+    y_offset = float(weights_T.sum(axis=0) @ y / grand)
+    gram = weighted_gram_matrices(X, y, weights_T, x_offset, y_offset)
+    d = n_features
+    rcond = np.finfo(np.float64).eps * max(n_samples, n_features)
+    experts = []
+    for k, template in enumerate(templates):
+        G = gram[k]
+        sw = G[d, d]
+        fit_intercept = template.fit_intercept
+        alpha = float(template.alpha) if isinstance(template, Ridge) else 0.0
+        if fit_intercept:
+            mx = G[:d, d] / sw
+            my = G[d, d + 1] / sw
+            A = G[:d, :d] - sw * np.outer(mx, mx)
+            b = G[:d, d + 1] - sw * mx * my
+        else:
+            # Undo the global centering: sums over the raw [X, y].
+            mx, my = -x_offset, -y_offset
+            A = G[:d, :d] + np.outer(G[:d, d], x_offset) + np.outer(x_offset, G[:d, d]) + sw * np.outer(x_offset, x_offset)
+            b = G[:d, d + 1] + x_offset * G[d, d + 1] + y_offset * G[:d, d] + sw * x_offset * y_offset
+        A = 0.5 * (A + A.T)
+        if alpha > 0:
+            A = A + alpha * np.eye(d)
+        # Eigenvalues of a Gram matrix carry absolute rounding of about eps * its norm:
+        # smaller ones are treated as zero (minimum-norm solution, as lstsq).
+        coef = _solve_normal_equations(A, b, rank_deficient_rcond=rcond)
+        expert = clone(template)
+        expert.coef_ = coef
+        if fit_intercept:
+            expert.intercept_ = float(my + y_offset - (mx + x_offset) @ coef)
+        else:
+            expert.intercept_ = 0.0
+        expert.n_features_in_ = n_features
+        if isinstance(expert, LinearRegression):
+            # lstsq's diagnostics from the eigenvalues of the weighted (centred) Gram matrix.
+            evals = np.clip(np.linalg.eigvalsh(A)[::-1], 0.0, None)
+            singular = np.sqrt(evals)
+            expert.singular_ = singular
+            expert.rank_ = int(np.sum(singular > rcond * singular[0])) if singular[0] > 0 else 0
+        else:
+            expert.n_iter_ = None
+            expert.solver_ = "cholesky"
+        experts.append(expert)
+    return experts
+
+
+def predict_linear_experts(experts, X, out=None):
+    """Predictions of linear experts, ``(n_experts, n_samples)``, in one product.
+
+    Parameters
+    ----------
+    experts : list of fitted linear models
+        Experts with ``coef_`` of shape (n_features,) and scalar ``intercept_``.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    out : ndarray of shape (n_experts, n_samples), default=None
+        Buffer.
+
+    Returns
+    -------
+    mean_T : ndarray of shape (n_experts, n_samples)
+        Predictions.
+    """
+    coef = np.vstack([np.ravel(e.coef_) for e in experts]).astype(X.dtype, copy=False)
+    intercept = np.array([float(np.ravel(e.intercept_)[0]) if np.ndim(e.intercept_) else float(e.intercept_) for e in experts])
+    out = np.dot(coef, X.T, out=out)
+    out += intercept.astype(out.dtype)[:, None]
+    return out
+
+
+def predict_experts(experts, X):
+    """Predictions of any regressors, ``(n_experts, n_samples)``.
+
+    Parameters
+    ----------
+    experts : list of fitted regressors
+        Experts.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+
+    Returns
+    -------
+    mean_T : ndarray of shape (n_experts, n_samples)
+        Predictions, float64.
+    """
+    if all(type(e) in FAST_PATH_TYPES and np.ndim(e.coef_) == 1 for e in experts):
+        return predict_linear_experts(experts, X).astype(np.float64, copy=False)
+    mean_T = np.empty((len(experts), X.shape[0]))
+    for k, e in enumerate(experts):
+        mean_T[k] = np.ravel(e.predict(X))
+    return mean_T
+
+
+def aligned_proba(expert, X, n_classes):
+    """``predict_proba`` of a classifier expert aligned to ``range(n_classes)``.
+
+    An expert whose weights left some classes out (or who never saw them)
+    gets probability 0 for them.
+
+    Parameters
+    ----------
+    expert : fitted classifier
+        Fitted on integer-encoded labels.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    n_classes : int
+        Number of classes of the mixture.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+        Probabilities in the mixture's class order.
+    """
+    proba = np.asarray(expert.predict_proba(X), dtype=np.float64)
+    classes = np.asarray(expert.classes_).astype(np.intp)
+    if proba.shape[1] == n_classes and np.array_equal(classes, np.arange(n_classes)):
+        return proba
+    full = np.zeros((X.shape[0], n_classes))
+    full[:, classes] = proba
+    return full
+
+
+def n_expert_parameters(expert):
+    """Number of free parameters of a fitted expert, for BIC/AIC.
+
+    Counted: ``coef_`` and ``intercept_`` entries when present (a linear model;
+    a binary ``LogisticRegression`` has one row), the leaves of a fitted
+    decision tree, the sum over the members of an ensemble exposing
+    ``estimators_``, the last step of a Pipeline. Anything else counts 0.
+
+    Parameters
+    ----------
+    expert : fitted estimator
+        Expert.
+
+    Returns
+    -------
+    n_parameters : int
+        Parameter count.
+    """
+    if isinstance(expert, Pipeline):
+        return n_expert_parameters(expert.steps[-1][1])
+    if hasattr(expert, "coef_"):
+        n = int(np.size(expert.coef_))
+        if getattr(expert, "fit_intercept", True):
+            n += int(np.size(getattr(expert, "intercept_", 0)))
+        return n
+    if hasattr(expert, "tree_"):
+        return int(expert.get_n_leaves()) * int(np.prod(expert.tree_.value.shape[1:2]))
+    members = getattr(expert, "estimators_", None)
+    if members is not None:
+        flat = np.ravel(np.asarray(members, dtype=object))
+        return int(sum(n_expert_parameters(m) for m in flat))
+    predictors = getattr(expert, "_predictors", None)  # HistGradientBoosting: leaves of every tree
+    if predictors is not None:
+        return int(sum(p.get_n_leaf_nodes() for row in predictors for p in row))
+    return 0
+
+
+def accepts_param(func, name):
+    """Whether callable ``func`` takes keyword ``name``.
+
+    Parameters
+    ----------
+    func : callable
+        Function.
+    name : str
+        Keyword.
+
+    Returns
+    -------
+    accepts : bool
+        True if ``name`` is a parameter of ``func``.
+    """
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,264 @@
+"""Mixture-of-experts regressor: Gaussian experts with per-expert noise variance."""
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.linear_model import LinearRegression
+from sklearn.utils.validation import column_or_1d
+
+from . import _em
+from ._base import _BaseMixtureOfExperts
+from ._docstrings import fill_doc
+from ._experts import predict_experts
+from .utils._compat import _fit_context
+
+# Noise variances are floored at this fraction of the target's variance.
+_VARIANCE_FLOOR = 1e-6
+
+
+@fill_doc
+class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
+    """Mixture-of-experts regressor trained by expectation-maximisation.
+
+    The input space is divided among ``n_experts`` regression experts; a
+    softmax gating network learns which expert to trust where. The conditional
+    density of the target is the mixture
+    ``p(y | x) = sum_k g_k(x) N(y | f_k(x), sigma_k^2)``, fitted by EM:
+    the E-step computes each expert's responsibility for each sample (in log
+    space), the M-step refits each expert with the responsibilities as sample
+    weights, the noise variances from weighted residuals, and the gate to the
+    responsibilities. Predictions pool the experts by the gate-weighted sum or
+    by the single most trusted expert.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    %(n_experts)s
+    expert : estimator or list of estimators, default=None
+        Regressor(s) used as experts: one estimator (cloned for every expert)
+        or a list of ``n_experts`` estimators (heterogeneous experts). Each must
+        accept ``sample_weight`` in ``fit``. ``None`` means
+        ``LinearRegression()``. ``LinearRegression`` and ``Ridge`` experts take
+        a batched fast path (all experts' weighted normal equations in one pass
+        over the data).
+    %(gate)s
+    %(gate_alpha)s
+    %(init)s
+    %(pooling)s
+    %(top_k)s
+    %(max_iter)s
+    %(tol)s
+    %(n_init)s
+    %(backend)s
+    %(device)s
+    %(n_jobs)s
+    %(random_state)s
+    %(verbose)s
+    %(warm_start)s
+
+    Attributes
+    ----------
+    experts_ : list of estimators
+        The fitted experts.
+    noise_variance_ : ndarray of shape (n_experts_,)
+        Noise variance of each expert (floored at ``1e-6`` times the variance
+        of ``y``).
+    %(fitted_attributes)s
+
+    See Also
+    --------
+    MixtureOfExpertsClassifier : The same model for classification.
+    sklearn.mixture.GaussianMixture : Unsupervised mixture fitted by EM.
+
+    Notes
+    -----
+    With ``LinearRegression`` experts every EM step is exact, so the
+    log-likelihood never decreases. Other experts (trees, boosting) make EM
+    generalised: their weighted fit need not maximise the weighted likelihood,
+    so the best iterate is kept.
+
+    References
+    ----------
+    .. [1] R. A. Jacobs, M. I. Jordan, S. J. Nowlan and G. E. Hinton,
+       "Adaptive mixtures of local experts", Neural Computation 3(1), 1991.
+    .. [2] M. I. Jordan and R. A. Jacobs, "Hierarchical mixtures of experts
+       and the EM algorithm", Neural Computation 6(2), 1994.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, size=(300, 1))
+    >>> y = np.where(X[:, 0] < 0, -2 * X[:, 0], 3 * X[:, 0]) + 0.1 * rng.randn(300)
+    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    >>> round(moe.score(X, y), 2)
+    1.0
+    >>> mean, std = moe.predict([[-1.0], [1.0]], return_std=True)
+    >>> np.round(mean, 1)
+    array([2., 3.])
+    """
+
+    _is_regression = True
+
+    def __init__(
+        self,
+        n_experts=4,
+        *,
+        expert=None,
+        gate="linear",
+        gate_alpha=1e-4,
+        init="kmeans",
+        pooling="weighted",
+        top_k=None,
+        max_iter=100,
+        tol=1e-4,
+        n_init=1,
+        backend="numpy",
+        device=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        super().__init__(
+            n_experts=n_experts,
+            expert=expert,
+            gate=gate,
+            gate_alpha=gate_alpha,
+            init=init,
+            pooling=pooling,
+            top_k=top_k,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            backend=backend,
+            device=device,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+        )
+
+    def _default_expert(self):
+        return LinearRegression()
+
+    def _validate_fit_data(self, X, y):
+        y_arr = np.asarray(y) if not hasattr(y, "dtype") else y
+        kind = getattr(getattr(y_arr, "dtype", None), "kind", None)
+        if kind in ("U", "S") or (
+            kind == "O" and any(isinstance(v, (str, bytes)) for v in np.ravel(np.asarray(y_arr))[:100])
+        ):
+            raise ValueError(
+                f"{type(self).__name__} needs a numeric target y; got values of dtype "
+                f"{y_arr.dtype}. For class labels use MixtureOfExpertsClassifier."
+            )
+        return super()._validate_fit_data(X, y)
+
+    def _prepare_target(self, y, sample_weight):
+        y = column_or_1d(y, warn=True).astype(np.float64, copy=False)
+        mean = np.average(y, weights=sample_weight)
+        var = np.average((y - mean) ** 2, weights=sample_weight)
+        # Floor relative to the target's spread; an absolute one for a constant target.
+        self._variance_floor = max(_VARIANCE_FLOOR * var, 1e-12 * max(1.0, mean * mean))
+        return y
+
+    def _init_task_parameters(self, n_experts):
+        return np.ones(n_experts)
+
+    def _expert_outputs(self, experts, X, y):
+        return predict_experts(experts, X)
+
+    def _update_task_parameters(self, state, y, resp_T, sample_weight):
+        state.variance = _em.weighted_variance_update(
+            y, state.outputs_T, resp_T, sample_weight, self._variance_floor
+        )
+
+    def _log_lik_T(self, state, y):
+        return _em.gaussian_log_density(y, state.outputs_T, state.variance)
+
+    def _set_task_state(self, state):
+        self.noise_variance_ = np.asarray(state.variance, dtype=np.float64)
+
+    def _n_task_parameters(self):
+        return self.n_experts_
+
+    def _log_prob_T(self, X, y):
+        y = column_or_1d(np.asarray(y, dtype=np.float64))
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
+        mean_T = predict_experts(self.experts_, X)
+        return _em.gaussian_log_density(y, mean_T, self.noise_variance_, out=mean_T)
+
+    # Experts and gates are user objects validated by their own fit.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the mixture of experts by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; multiplied into the responsibilities. A
+            weight of 2 is the same as repeating the row; rows with weight 0
+            are ignored.
+
+        Returns
+        -------
+        self : MixtureOfExpertsRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight)
+
+    def predict(self, X, return_std=False):
+        """Pooled prediction, optionally with the predictive standard deviation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        return_std : bool, default=False
+            Also return the standard deviation of the predictive distribution:
+            of the Gaussian mixture (``pooling="weighted"``, law of total
+            variance) or of the chosen expert (``pooling="argmax"``).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Gate-weighted mean of the experts, or the chosen expert's prediction.
+        y_std : ndarray of shape (n_samples,)
+            Predictive standard deviation; only with ``return_std=True``.
+        """
+        X = self._validate_predict_X(X)
+        mean_T = predict_experts(self.experts_, X)
+        with np.errstate(under="ignore"):
+            weights_T = np.exp(self._pooling_log_weights_T(X))
+        mean, std = _em.mixture_mean_std(weights_T, mean_T, self.noise_variance_)
+        if return_std:
+            return mean, std
+        return mean
+
+    def predict_experts(self, X):
+        """Every expert's own prediction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        predictions : ndarray of shape (n_samples, n_experts)
+            Column ``k`` is ``experts_[k].predict(X)``.
+        """
+        X = self._validate_predict_X(X)
+        return predict_experts(self.experts_, X).T
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags

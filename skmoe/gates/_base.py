@@ -1,0 +1,184 @@
+"""The gate protocol: what a gating network must offer the EM loop.
+
+A gate maps inputs ``X`` to a probability vector over the experts. The EM
+loop only needs three things from it, so any object offering them can be
+passed as ``gate=``:
+
+``fit(X, resp, sample_weight=None)``
+    Fit the gate to soft targets ``resp`` of shape ``(n_samples, n_experts)``
+    (the responsibilities of the E-step) by minimising the weighted
+    cross-entropy. Successive calls on a fitted gate with the same number of
+    features and experts should warm-start from the current parameters: the
+    EM loop calls ``fit`` once per iteration on a fresh clone per restart.
+``predict_log_proba(X)``
+    Log gate probabilities, shape ``(n_samples, n_experts)``; rows must
+    log-sum-exp to 0.
+``n_parameters_``
+    Number of free parameters of the fitted gate, used by ``bic``/``aic``.
+
+Gates are scikit-learn estimators (``get_params``/``set_params``) so that
+``clone`` and grid search reach their hyperparameters. The core keeps
+responsibilities as ``(n_experts, n_samples)`` C-contiguous arrays and passes
+their transposed view; gates written for speed may rely on ``resp.T`` being
+C-contiguous without a copy.
+"""
+
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator
+
+GATE_METHODS = ("fit", "predict_log_proba")
+
+
+def check_gate(gate):
+    """Check that ``gate`` follows the gate protocol; list what is missing.
+
+    Parameters
+    ----------
+    gate : object
+        Candidate gate.
+
+    Raises
+    ------
+    TypeError
+        If one or more protocol methods are missing.
+    """
+    missing = [name for name in GATE_METHODS if not callable(getattr(gate, name, None))]
+    if missing:
+        raise TypeError(
+            f"gate={gate!r} does not follow the gate protocol: it lacks "
+            f"{', '.join(missing)}. A gate needs fit(X, resp, sample_weight=None) "
+            "and predict_log_proba(X); see skmoe.gates.BaseGate."
+        )
+
+
+class BaseGate(BaseEstimator, metaclass=ABCMeta):
+    """Base class for gating networks.
+
+    Subclasses implement :meth:`fit` and :meth:`predict_log_proba`; this class
+    adds :meth:`predict_proba` and :meth:`predict`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.gates import LinearGate
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> resp = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    >>> LinearGate().fit(X, resp).predict(X)
+    array([0, 0, 1, 1])
+    """
+
+    @abstractmethod
+    def fit(self, X, resp, sample_weight=None):
+        """Fit the gate to soft targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        resp : array-like of shape (n_samples, n_experts)
+            Soft targets, non-negative rows summing to one.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted gate.
+        """
+
+    @abstractmethod
+    def predict_log_proba(self, X):
+        """Log gate probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_experts)
+            Log probability of each expert.
+        """
+
+    def predict_proba(self, X):
+        """Gate probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_experts)
+            Probability of each expert; rows sum to one.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Index of the most probable expert.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        expert : ndarray of shape (n_samples,)
+            Argmax of the gate probabilities.
+        """
+        return np.argmax(self.predict_log_proba(X), axis=1)
+
+
+def validate_resp(resp, n_samples):
+    """Return ``resp`` as float64 ``(n_experts, n_samples)`` C array, rows normalised.
+
+    Parameters
+    ----------
+    resp : array-like of shape (n_samples, n_experts)
+        Soft targets.
+    n_samples : int
+        Expected number of rows.
+
+    Returns
+    -------
+    resp_T : ndarray of shape (n_experts, n_samples)
+        C-contiguous transposed targets whose columns sum to one.
+    """
+    resp = np.asarray(resp)
+    if resp.ndim != 2 or resp.shape[0] != n_samples:
+        raise ValueError(
+            f"resp must have shape (n_samples, n_experts) = ({n_samples}, k); "
+            f"got {resp.shape}."
+        )
+    resp_T = np.ascontiguousarray(resp.T, dtype=np.float64)
+    if not np.all(np.isfinite(resp_T)) or np.any(resp_T < 0):
+        raise ValueError("resp must be finite and non-negative.")
+    total = resp_T.sum(axis=0)
+    if np.any(total <= 0):
+        raise ValueError("Every row of resp must have a positive sum.")
+    if not np.allclose(total, 1.0):
+        resp_T = resp_T / total
+    return resp_T
+
+
+def log_softmax_columns(Z):
+    """Log-softmax over axis 0 of a ``(n_experts, n_samples)`` array, in place.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_experts, n_samples)
+        Logits; overwritten with log probabilities.
+
+    Returns
+    -------
+    Z : ndarray of shape (n_experts, n_samples)
+        The same array, now log probabilities.
+    """
+    Z -= logsumexp(Z, axis=0)
+    return Z

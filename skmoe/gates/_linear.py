@@ -1,0 +1,256 @@
+"""Softmax (multinomial logistic) gate fitted to soft targets with L-BFGS."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ..utils._compat import Interval
+from ._base import BaseGate, validate_resp
+
+
+def weighted_standardisation(X, weight):
+    """Weighted mean and scale of each feature (scale 1 for constant features).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data.
+    weight : ndarray of shape (n_samples,)
+        Non-negative weights summing to one.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,)
+        Weighted mean and standard deviation.
+    """
+    mean = weight @ X
+    # E[x^2] - E[x]^2 loses precision for offset features; centre first, one block at a time.
+    var = np.zeros(X.shape[1], dtype=np.float64)
+    block = max(1, 2**22 // max(1, X.shape[1]))
+    for start in range(0, X.shape[0], block):
+        Xb = X[start : start + block] - mean
+        var += weight[start : start + block] @ (Xb * Xb)
+    scale = np.sqrt(var)
+    scale[scale <= 1e-12 * (np.abs(mean) + 1.0)] = 1.0
+    return mean.astype(np.float64), scale
+
+
+class LinearGate(BaseGate):
+    """Softmax gate: ``g(x) = softmax(W x + b)``, fitted to soft targets.
+
+    Minimises the weighted mean cross-entropy between the targets and the gate
+    plus ``alpha / 2 * ||W||^2`` with SciPy's L-BFGS and an analytic gradient.
+    The features are standardised internally (weighted mean and standard
+    deviation), so the penalty, and hence the fit, does not depend on the
+    units of ``X``; the intercept is not penalised. Successive calls to
+    :meth:`fit` warm-start from the current solution, which is what makes the
+    gate M-step of EM cost only a few function evaluations.
+
+    Parameters
+    ----------
+    alpha : float, default=1e-4
+        L2 penalty on the (standardised) weights.
+    max_iter : int, default=100
+        Maximum number of L-BFGS iterations per call to :meth:`fit`.
+    tol : float, default=1e-9
+        Gradient tolerance (infinity norm) of L-BFGS. Tight on purpose: warm
+        starts make the extra iterations cheap, and a loose gate makes fits
+        depend on rounding (e.g. a weight of 2 versus a repeated row).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_experts, n_features)
+        Weights in the units of ``X``.
+    intercept_ : ndarray of shape (n_experts,)
+        Intercepts in the units of ``X``.
+    n_features_in_ : int
+        Number of input features.
+    n_experts_ : int
+        Number of experts (outputs).
+    n_parameters_ : int
+        Free parameters, ``(n_experts - 1) * (n_features + 1)``: softmax is
+        invariant to adding the same vector to every row.
+    n_iter_ : int
+        L-BFGS iterations of the last call to :meth:`fit`.
+    loss_ : float
+        Final value of the objective (cross-entropy plus penalty).
+    penalty_ : float
+        The L2 penalty term of ``loss_``; the EM loop subtracts it from the
+        log-likelihood so that its objective is the one EM maximises.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.gates import LinearGate
+    >>> X = np.linspace(-1, 1, 6).reshape(-1, 1)
+    >>> resp = np.c_[X[:, 0] < 0, X[:, 0] >= 0].astype(float)
+    >>> gate = LinearGate().fit(X, resp)
+    >>> gate.predict(X)
+    array([0, 0, 0, 1, 1, 1])
+    """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, alpha=1e-4, max_iter=100, tol=1e-9):
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, X, resp, sample_weight=None):
+        """Fit the gate to soft targets, warm-starting when already fitted.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        resp : array-like of shape (n_samples, n_experts)
+            Soft targets (rows are normalised to sum to one).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+
+        Returns
+        -------
+        self : LinearGate
+            The fitted gate.
+        """
+        self._validate_params()
+        X = check_array(X, dtype=[np.float64, np.float32])
+        n_samples, n_features = X.shape
+        resp_T = validate_resp(resp, n_samples)
+        n_experts = resp_T.shape[0]
+        if sample_weight is None:
+            weight = np.full(n_samples, 1.0 / n_samples)
+        else:
+            weight = np.asarray(sample_weight, dtype=np.float64)
+            weight = weight / weight.sum()
+        mean, scale = weighted_standardisation(X, weight)
+
+        warm = (
+            hasattr(self, "coef_")
+            and self.coef_.shape == (n_experts, n_features)
+        )
+        if warm:
+            # Express the current raw parameters in the new standardisation.
+            Ws = self.coef_ * scale
+            b = self.intercept_ + self.coef_ @ mean
+        else:
+            Ws = np.zeros((n_experts, n_features))
+            b = np.log(np.maximum(resp_T @ weight, 1e-12))
+        theta0 = np.concatenate([Ws.ravel(), b])
+
+        objective = _SoftmaxObjective(X, resp_T, weight, mean, scale, self.alpha)
+        result = minimize(
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+        )
+        theta = result.x
+        # L-BFGS-B may report failure on line-search stalls at the optimum; keep the best point seen.
+        if objective.best_theta is not None and objective.best_loss < result.fun:
+            theta = objective.best_theta
+        Ws = theta[: n_experts * n_features].reshape(n_experts, n_features)
+        b = theta[n_experts * n_features :]
+        self.coef_ = Ws / scale
+        self.intercept_ = b - self.coef_ @ mean
+        self.intercept_ -= self.intercept_.mean()  # softmax is shift-invariant; centre for readability
+        self.n_features_in_ = n_features
+        self.n_experts_ = n_experts
+        self.n_parameters_ = (n_experts - 1) * (n_features + 1)
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(min(result.fun, objective.best_loss))
+        self.penalty_ = 0.5 * self.alpha * float(np.vdot(Ws, Ws))
+        return self
+
+    def decision_function_T(self, X):
+        """Gate logits in the core's ``(n_experts, n_samples)`` layout.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        logits_T : ndarray of shape (n_experts, n_samples)
+            C-contiguous logits.
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        Z = np.dot(self.coef_.astype(X.dtype, copy=False), X.T)
+        Z += self.intercept_.astype(X.dtype, copy=False)[:, None]
+        return Z
+
+    def predict_log_proba(self, X):
+        """Log gate probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_experts)
+            Log probability of each expert (a transposed view of a
+            C-contiguous ``(n_experts, n_samples)`` array).
+        """
+        Z = self.decision_function_T(X)
+        Z -= logsumexp(Z, axis=0)
+        return Z.T
+
+
+class _SoftmaxObjective:
+    """Penalised weighted cross-entropy and its gradient, sharing one pass.
+
+    The parameters are the standardised weights ``Ws`` and intercepts ``b``;
+    the logits are formed with the raw ``X`` through ``Ws / scale`` so no
+    standardised copy of ``X`` is ever made.
+    """
+
+    def __init__(self, X, resp_T, weight, mean, scale, alpha):
+        self.X = X
+        self.resp_T = resp_T
+        self.weight = weight
+        self.mean = mean
+        self.scale = scale
+        self.alpha = alpha
+        self.n_experts, self.n_features = resp_T.shape[0], X.shape[1]
+        self.logits = np.empty(resp_T.shape, dtype=X.dtype)
+        # Constant of the cross-entropy: sum_i w_i sum_k r_ik log r_ik is not needed
+        # for the optimum, but the weighted target mass per sample is.
+        self.best_loss = np.inf
+        self.best_theta = None
+
+    def __call__(self, theta):
+        K, d = self.n_experts, self.n_features
+        Ws = theta[: K * d].reshape(K, d)
+        b = theta[K * d :]
+        Wr = Ws / self.scale
+        br = b - Wr @ self.mean
+        Z = self.logits
+        np.dot(Wr.astype(Z.dtype, copy=False), self.X.T, out=Z)
+        Z += br.astype(Z.dtype, copy=False)[:, None]
+        Z -= logsumexp(Z, axis=0)  # log-softmax over experts
+        # loss = -sum_i w_i sum_k r_ki log p_ki
+        loss = -float(np.einsum("ki,ki,i->", self.resp_T, Z, self.weight, optimize=True))
+        np.exp(Z, out=Z)  # Z now holds the probabilities
+        Z -= self.resp_T
+        Z *= self.weight.astype(Z.dtype, copy=False)  # D = w * (P - R)
+        grad_Wr = np.dot(Z, self.X).astype(np.float64, copy=False)
+        grad_br = Z.sum(axis=1, dtype=np.float64)
+        grad_Ws = (grad_Wr - np.outer(grad_br, self.mean)) / self.scale
+        loss += 0.5 * self.alpha * float(np.vdot(Ws, Ws))
+        grad_Ws += self.alpha * Ws
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_theta = theta.copy()
+        return loss, np.concatenate([grad_Ws.ravel(), grad_br])

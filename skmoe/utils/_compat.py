@@ -1,0 +1,19 @@
+"""The one place that imports private scikit-learn names.
+
+scikit-learn's parameter-validation machinery (``_fit_context`` and the
+constraint classes) is private but stable since 1.2 and used by every
+third-party estimator that wants scikit-learn's uniform
+``InvalidParameterError``. Peers broke when such names moved, so they are
+imported here only; if a future release moves them, this file is the single
+place to adapt.
+"""
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Hidden,
+    Interval,
+    StrOptions,
+)
+
+__all__ = ["HasMethods", "Hidden", "Interval", "StrOptions", "_fit_context"]

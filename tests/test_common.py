@@ -1,0 +1,53 @@
+"""scikit-learn's estimator checks on both estimators and a few configurations."""
+
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.utils import all_estimators
+
+FAST = dict(n_experts=2, max_iter=5, random_state=0)
+
+
+def _instances():
+    yield from (cls(**FAST) for _, cls in all_estimators())
+    # Non-default configurations that exercise other code paths.
+    yield MixtureOfExpertsRegressor(expert=Ridge(alpha=0.1), init="random", **FAST)
+    yield MixtureOfExpertsRegressor(
+        expert=DecisionTreeRegressor(max_depth=3), pooling="argmax", init="tree", **FAST
+    )
+    yield MixtureOfExpertsRegressor(n_experts=3, top_k=2, max_iter=5, random_state=0)
+    yield MixtureOfExpertsClassifier(
+        expert=[LogisticRegression(), DecisionTreeClassifier(max_depth=2)],
+        pooling="argmax",
+        **FAST,
+    )
+    yield MixtureOfExpertsClassifier(gate="mlp", **FAST)
+
+
+def _expected_failed_checks(estimator):
+    expert = estimator.get_params()["expert"]
+    if isinstance(expert, list) and any(isinstance(e, DecisionTreeClassifier) for e in expert):
+        # DecisionTreeClassifier on its own fails this with fractional weights
+        # (responsibilities): 11 of 20 seeds on the check's 15x30 data pick a
+        # different one of several equally good splits, because the weighted
+        # impurity sums round differently for 3 * r and r + r + r.
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "decision-tree experts break ties between equal splits by rounding"
+            )
+        }
+    return {}
+
+
+@parametrize_with_checks(list(_instances()), expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("name, Estimator", all_estimators())
+def test_param_validation(name, Estimator):
+    # Not part of the yielded suite; scikit-learn calls it separately too.
+    check_param_validation(name, Estimator(**FAST))
