@@ -1,0 +1,118 @@
+"""Tests of the NumPy softmax gate, :class:`skmoe.gates.LinearGate`."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import check_grad
+
+from skmoe.gates import LinearGate
+from skmoe.gates._linear import _SoftmaxObjective, weighted_standardisation
+
+
+def _softmax(Z):
+    Z = Z - Z.max(axis=1, keepdims=True)
+    P = np.exp(Z)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def _soft_problem(n=300, n_features=3, n_experts=3, seed=0):
+    """Soft targets from a random softmax gate, mixed with Dirichlet noise."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, n_features)
+    W = rng.randn(n_experts, n_features)
+    resp = 0.7 * _softmax(X @ W.T) + 0.3 * rng.dirichlet(np.ones(n_experts), n)
+    return X, resp, rng
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.RandomState(0)
+    n, d, k = 60, 3, 4
+    X = rng.randn(n, d) * [1.0, 10.0, 0.1] + [5.0, -3.0, 2.0]
+    resp_T = rng.dirichlet(np.ones(k), n).T.copy()
+    weight = rng.rand(n)
+    weight /= weight.sum()
+    mean, scale = weighted_standardisation(X, weight)
+    objective = _SoftmaxObjective(X, resp_T, weight, mean, scale, alpha=0.1)
+    theta = rng.randn(k * d + k)
+    grad = objective(theta)[1]
+    error = check_grad(lambda t: objective(t)[0], lambda t: objective(t)[1], theta)
+    assert error / np.linalg.norm(grad) < 1e-6
+
+
+def test_recovers_known_softmax_gate():
+    rng = np.random.RandomState(42)
+    n = 5000
+    X = rng.randn(n, 2)
+    W = np.array([[3.0, 0.0], [0.0, 3.0], [-3.0, -3.0]])
+    b = np.array([0.5, 0.0, -0.5])
+    P = _softmax(X @ W.T + b)
+    # Hard-ish labels: one expert drawn per sample from the true gate.
+    labels = (rng.rand(n, 1) > np.cumsum(P, axis=1)).sum(axis=1)
+    resp = np.eye(3)[labels]
+    gate = LinearGate(alpha=0.0).fit(X, resp)
+
+    def centred(A):
+        return A - A.mean(axis=0)  # softmax parameters are defined up to a shift
+
+    assert_allclose(centred(gate.coef_), centred(W), atol=0.35)
+    assert_allclose(gate.intercept_, centred(b), atol=0.2)
+    assert np.abs(gate.predict_proba(X) - P).mean() < 0.015
+
+
+def test_invariant_to_feature_scaling_and_shift():
+    X, resp, _ = _soft_problem()
+    scaled = X * np.array([1e3, 1e-2, 7.0]) + np.array([-50.0, 3.0, 1e4])
+    p = LinearGate().fit(X, resp).predict_proba(X)
+    p_scaled = LinearGate().fit(scaled, resp).predict_proba(scaled)
+    assert_allclose(p_scaled, p, rtol=1e-5, atol=1e-8)
+
+
+def test_warm_start_converges_in_few_iterations():
+    X, resp, rng = _soft_problem()
+    gate = LinearGate().fit(X, resp)
+    cold_iter = gate.n_iter_
+    assert gate.fit(X, resp).n_iter_ <= 1
+    # A small change of the targets, as between two EM iterations.
+    resp2 = 0.95 * resp + 0.05 * rng.dirichlet(np.ones(3), len(X))
+    warm_iter = gate.fit(X, resp2).n_iter_
+    assert warm_iter < cold_iter
+    assert_allclose(
+        gate.predict_proba(X), LinearGate().fit(X, resp2).predict_proba(X), atol=1e-6
+    )
+
+
+def test_sample_weight_two_equals_duplicated_row():
+    X, resp, _ = _soft_problem(n=40)
+    sample_weight = np.ones(len(X))
+    sample_weight[[0, 5]] = 2.0
+    weighted = LinearGate().fit(X, resp, sample_weight=sample_weight)
+    index = np.r_[np.arange(len(X)), 0, 5]
+    duplicated = LinearGate().fit(X[index], resp[index])
+    assert_allclose(weighted.coef_, duplicated.coef_, rtol=1e-5, atol=1e-7)
+    assert_allclose(weighted.intercept_, duplicated.intercept_, rtol=1e-5, atol=1e-7)
+
+
+def test_float32_input():
+    X, resp, _ = _soft_problem()
+    X32 = X.astype(np.float32)
+    gate = LinearGate().fit(X32, resp)
+    log_proba = gate.predict_log_proba(X32)
+    assert log_proba.dtype == np.float32
+    assert np.all(np.isfinite(log_proba))
+    p64 = LinearGate().fit(X, resp).predict_proba(X)
+    assert_allclose(np.exp(log_proba), p64, atol=1e-4)
+
+
+def test_layout_for_the_em_loop():
+    X, resp, _ = _soft_problem()
+    log_proba = LinearGate().fit(X, resp).predict_log_proba(X)
+    assert log_proba.shape == resp.shape
+    assert log_proba.T.flags.c_contiguous
+    assert_allclose(np.exp(log_proba).sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("params", [{"alpha": -1.0}, {"max_iter": 0}, {"tol": -1.0}])
+def test_invalid_parameters(params):
+    X, resp, _ = _soft_problem(n=20)
+    with pytest.raises(ValueError, match=next(iter(params))):
+        LinearGate(**params).fit(X, resp)

@@ -1,0 +1,144 @@
+"""Tests of the NumPy MLP gate, :class:`skmoe.gates.MLPGate`."""
+
+import pickle
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.optimize import check_grad
+
+from skmoe.gates import LinearGate, MLPGate
+from skmoe.gates._linear import weighted_standardisation
+from skmoe.gates._mlp import _MLPObjective, initial_parameters, layer_shapes, pack
+
+
+def _xor_problem(n=1000, seed=0):
+    """Two experts, one for the quadrants where x0 * x1 > 0: not linearly separable."""
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(-1, 1, size=(n, 2))
+    labels = (X[:, 0] * X[:, 1] > 0).astype(int)
+    return X, np.eye(2)[labels], labels
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
+@pytest.mark.parametrize("hidden", [(), (5,), (4, 3)])
+def test_gradient_matches_finite_differences(activation, hidden):
+    rng = np.random.RandomState(0)
+    n, d, k = 40, 3, 3
+    X = rng.randn(n, d) * [1.0, 10.0, 0.1] + [5.0, -3.0, 2.0]
+    resp_T = rng.dirichlet(np.ones(k), n).T.copy()
+    weight = rng.rand(n)
+    weight /= weight.sum()
+    mean, scale = weighted_standardisation(X, weight)
+    shapes = layer_shapes(d, hidden, k)
+    objective = _MLPObjective(X, resp_T, weight, mean, scale, 0.1, shapes, activation)
+    theta = pack(*initial_parameters(shapes, activation, rng, resp_T @ weight))
+    theta += 0.1 * rng.randn(theta.size)
+    grad = objective(theta)[1]
+    error = check_grad(lambda t: objective(t)[0], lambda t: objective(t)[1], theta)
+    assert error / np.linalg.norm(grad) < 1e-5
+
+
+def test_solves_xor_gating_that_linear_gate_cannot():
+    X, resp, labels = _xor_problem()
+    gate = MLPGate(random_state=0).fit(X, resp)
+    assert (gate.predict(X) == labels).mean() >= 0.95
+    assert (LinearGate().fit(X, resp).predict(X) == labels).mean() < 0.7
+    X_test, _, labels_test = _xor_problem(seed=1)
+    assert (gate.predict(X_test) == labels_test).mean() >= 0.95
+
+
+def test_no_hidden_layer_is_the_linear_gate():
+    X, resp, _ = _xor_problem(n=300)
+    resp = 0.8 * resp + 0.1
+    mlp = MLPGate(hidden_layer_sizes=()).fit(X, resp)
+    linear = LinearGate().fit(X, resp)
+    assert_allclose(mlp.predict_proba(X), linear.predict_proba(X), rtol=1e-6)
+    assert mlp.n_parameters_ == linear.n_parameters_
+
+
+def test_n_parameters():
+    X, resp, _ = _xor_problem(n=50)
+    gate = MLPGate(hidden_layer_sizes=(16, 4), max_iter=5).fit(X, resp)
+    # (16 x 2 + 16) + (4 x 16 + 4) + (2 x 4 + 2), less the softmax redundancy 4 + 1.
+    assert gate.n_parameters_ == 48 + 68 + 10 - 5
+    assert [c.shape for c in gate.coefs_] == [(16, 2), (4, 16), (2, 4)]
+    assert [b.shape for b in gate.intercepts_] == [(16,), (4,), (2,)]
+
+
+def test_warm_start():
+    X, resp, _ = _xor_problem(n=400)
+    resp = 0.9 * resp + 0.05
+    gate = MLPGate(alpha=1e-2, max_iter=2000, random_state=0).fit(X, resp)
+    cold_iter = gate.n_iter_
+    assert cold_iter < 2000  # converged
+    assert gate.fit(X, resp).n_iter_ <= 3
+    resp2 = 0.97 * resp + 0.03 * np.random.RandomState(1).dirichlet([1, 1], len(X))
+    assert gate.fit(X, resp2).n_iter_ < cold_iter
+    # A new architecture cannot warm-start: it is initialised afresh.
+    gate.set_params(hidden_layer_sizes=(3,)).fit(X, resp2)
+    assert [c.shape for c in gate.coefs_] == [(3, 2), (2, 3)]
+
+
+def test_reproducible_with_random_state():
+    X, resp, _ = _xor_problem(n=200)
+    a = MLPGate(max_iter=20, random_state=0).fit(X, resp)
+    b = MLPGate(max_iter=20, random_state=0).fit(X, resp)
+    c = MLPGate(max_iter=20, random_state=1).fit(X, resp)
+    for wa, wb in zip(a.coefs_, b.coefs_):
+        assert_array_equal(wa, wb)
+    assert not np.allclose(a.coefs_[0], c.coefs_[0])
+
+
+def test_pickle_round_trip():
+    X, resp, _ = _xor_problem(n=200)
+    gate = MLPGate(max_iter=30, random_state=0).fit(X, resp)
+    restored = pickle.loads(pickle.dumps(gate))
+    assert_array_equal(restored.predict_log_proba(X), gate.predict_log_proba(X))
+    restored.fit(X, resp)  # warm start from the restored weights
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
+def test_float32_input_stays_float32(activation):
+    X, resp, labels = _xor_problem(n=500)
+    X32 = X.astype(np.float32)
+    gate = MLPGate(activation=activation, random_state=0).fit(X32, resp)
+    log_proba = gate.predict_log_proba(X32)
+    assert log_proba.dtype == np.float32
+    assert log_proba.T.flags.c_contiguous
+    assert np.all(np.isfinite(log_proba))
+    assert (gate.predict(X32) == labels).mean() > 0.9
+
+
+def test_sample_weight_two_equals_duplicated_row():
+    X, resp, _ = _xor_problem(n=60)
+    resp = 0.8 * resp + 0.1
+    sample_weight = np.ones(len(X))
+    sample_weight[3] = 2.0
+    params = dict(hidden_layer_sizes=(3,), alpha=1e-2, max_iter=50, random_state=0)
+    weighted = MLPGate(**params).fit(X, resp, sample_weight=sample_weight)
+    index = np.r_[np.arange(len(X)), 3]
+    duplicated = MLPGate(**params).fit(X[index], resp[index])
+    assert_allclose(weighted.predict_proba(X), duplicated.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"activation": "softsign"}, "activation"),
+        ({"hidden_layer_sizes": (4, 0)}, "hidden_layer_sizes"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"max_iter": 0}, "max_iter"),
+    ],
+)
+def test_invalid_parameters(params, match):
+    X, resp, _ = _xor_problem(n=20)
+    with pytest.raises(ValueError, match=match):
+        MLPGate(**params).fit(X, resp)
+
+
+def test_wrong_number_of_features_at_predict():
+    X, resp, _ = _xor_problem(n=20)
+    gate = MLPGate(max_iter=5, random_state=0).fit(X, resp)
+    with pytest.raises(ValueError, match="features"):
+        gate.predict_log_proba(np.ones((3, 5)))
