@@ -309,7 +309,8 @@ def fit_linear_experts(templates, X, y, weights_T):
             evals = np.clip(np.linalg.eigvalsh(A)[::-1], 0.0, None)
             singular = np.sqrt(evals)
             expert.singular_ = singular
-            expert.rank_ = int(np.sum(singular > rcond * singular[0])) if singular[0] > 0 else 0
+            # Same threshold as the solve: eigenvalues below eps-level rounding are zero.
+            expert.rank_ = int(np.sum(evals > rcond * evals[0])) if evals[0] > 0 else 0
         else:
             expert.n_iter_ = None
             expert.solver_ = "cholesky"

@@ -1,0 +1,124 @@
+"""Pure EM array functions: log-space E-step, variances, top-k, pooling."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose
+from scipy.stats import norm
+
+from skmoe import _em
+
+finite = st.floats(min_value=-50, max_value=50, allow_nan=False, allow_infinity=False)
+
+
+def _log_arrays(max_experts=6, max_samples=20):
+    return st.tuples(st.integers(1, max_experts), st.integers(1, max_samples)).flatmap(
+        lambda shape: st.tuples(arrays(np.float64, shape, elements=finite), arrays(np.float64, shape, elements=finite))
+    )
+
+
+@given(_log_arrays())
+def test_responsibilities_sum_to_one(pair):
+    log_gate, log_lik = pair
+    log_gate = log_gate - np.logaddexp.reduce(log_gate, axis=0)
+    log_resp, log_prob = _em.e_step(log_gate, log_lik)
+    assert np.all(np.isfinite(log_resp)) and np.all(np.isfinite(log_prob))
+    assert_allclose(np.exp(log_resp).sum(axis=0), 1.0, rtol=1e-12)
+
+
+@given(_log_arrays(), st.floats(-1e3, 1e3))
+def test_e_step_invariant_to_constant_shift(pair, shift):
+    log_gate, log_lik = pair
+    r1, p1 = _em.e_step(log_gate, log_lik)
+    r2, p2 = _em.e_step(log_gate, log_lik + shift)
+    assert_allclose(r1, r2, atol=1e-9)
+    assert_allclose(p2 - p1, shift, rtol=1e-9, atol=1e-9)
+
+
+@given(_log_arrays(), st.randoms(use_true_random=False))
+def test_permuting_experts_permutes_responsibilities(pair, random):
+    log_gate, log_lik = pair
+    perm = np.array(random.sample(range(log_gate.shape[0]), log_gate.shape[0]))
+    r1, p1 = _em.e_step(log_gate, log_lik)
+    r2, p2 = _em.e_step(log_gate[perm], log_lik[perm])
+    assert_allclose(r1[perm], r2, atol=1e-12)
+    assert_allclose(p1, p2, rtol=1e-12)
+
+
+def test_e_step_extreme_log_likelihoods_stay_finite():
+    # Plain-space products would underflow to 0/0 = NaN here.
+    log_gate = np.log(np.full((3, 4), 1 / 3))
+    log_lik = np.array([[-1e4, -2e4, -800, 0.0], [-1e4 - 1, -2e4, -900, 0], [-3e4, -2e4 + 5, -1000, 0]])
+    log_resp, log_prob = _em.e_step(log_gate, log_lik)
+    resp = np.exp(log_resp)
+    assert np.all(np.isfinite(resp))
+    assert_allclose(resp.sum(axis=0), 1.0)
+    assert resp[0, 0] == pytest.approx(1 / (1 + np.exp(-1)))
+    assert resp[2, 1] == pytest.approx(np.exp(5) / (2 + np.exp(5)))
+
+
+def test_gaussian_log_density_matches_scipy(rng):
+    y = rng.randn(50)
+    mean = rng.randn(3, 50)
+    var = np.array([0.5, 1.0, 2.0])
+    out = _em.gaussian_log_density(y, mean, var)
+    expected = norm.logpdf(y[None, :], loc=mean, scale=np.sqrt(var)[:, None])
+    assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_weighted_variance_update_and_floor(rng):
+    y = rng.randn(200)
+    mean = np.vstack([y + 0.5 * rng.randn(200), y])  # second expert interpolates
+    resp = np.full((2, 200), 0.5)
+    w = rng.uniform(0.5, 2, 200)
+    var = _em.weighted_variance_update(y, mean, resp, w, floor=1e-3)
+    expected = np.sum(resp[0] * w * (mean[0] - y) ** 2) / np.sum(resp[0] * w)
+    assert var[0] == pytest.approx(expected)
+    assert var[1] == 1e-3  # zero residual floored
+
+
+@given(_log_arrays(max_experts=6), st.integers(1, 6))
+def test_top_k_keeps_k_nonzeros(pair, k):
+    log_gate, _ = pair
+    log_gate = log_gate - np.logaddexp.reduce(log_gate, axis=0)
+    masked = _em.top_k_log_gate(log_gate, k)
+    gate = np.exp(masked)
+    n_kept = np.sum(gate > 0, axis=0)
+    assert np.all(n_kept <= min(k, log_gate.shape[0]))
+    assert np.all(n_kept >= 1)
+    assert_allclose(gate.sum(axis=0), 1.0, rtol=1e-12)
+    # The kept entries are the largest ones.
+    kept_min = np.where(gate > 0, log_gate, np.inf).min(axis=0)
+    dropped_max = np.where(gate > 0, -np.inf, log_gate).max(axis=0)
+    assert np.all(kept_min >= dropped_max)
+
+
+def test_top_k_none_is_identity(rng):
+    g = rng.randn(4, 10)
+    assert _em.top_k_log_gate(g, None) is g
+
+
+def test_argmax_log_gate_one_hot(rng):
+    g = rng.randn(4, 30)
+    one_hot = np.exp(_em.argmax_log_gate(g))
+    assert_allclose(one_hot.sum(axis=0), 1.0)
+    assert np.array_equal(one_hot.argmax(axis=0), g.argmax(axis=0))
+
+
+def test_mixture_mean_std_law_of_total_variance(rng):
+    gate = rng.dirichlet(np.ones(3), size=100).T
+    means = rng.randn(3, 100) * 5 + 1e6  # large offset: no E[y^2]-E[y]^2 cancellation
+    var = np.array([0.1, 1.0, 3.0])
+    mean, std = _em.mixture_mean_std(gate, means, var)
+    exp_mean = np.sum(gate * means, axis=0)
+    exp_var = np.sum(gate * (var[:, None] + (means - exp_mean) ** 2), axis=0)
+    assert_allclose(mean, exp_mean)
+    assert_allclose(std**2, exp_var, rtol=1e-9)
+
+
+def test_mean_log_likelihood_weighted():
+    lp = np.array([-1.0, -3.0])
+    assert _em.mean_log_likelihood(lp) == -2.0
+    assert _em.mean_log_likelihood(lp, np.array([3.0, 1.0])) == pytest.approx(-1.5)

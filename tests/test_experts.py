@@ -1,0 +1,141 @@
+"""Expert adapters: batched linear fast path against each estimator's own fit."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeRegressor
+
+from skmoe import MixtureOfExpertsRegressor, _experts
+from skmoe._experts import (
+    aligned_proba,
+    check_expert,
+    fit_experts,
+    fit_linear_experts,
+    n_expert_parameters,
+    seed_expert,
+    supports_fast_path,
+)
+
+
+def _data(rng, n=500, d=6, k=4, offset=0.0):
+    X = rng.randn(n, d) * rng.uniform(0.1, 10, d) + offset
+    y = X @ rng.randn(d) + rng.randn(n)
+    weights = rng.dirichlet(np.ones(k), size=n).T.copy() * rng.uniform(0.5, 2, n)
+    return X, y, weights
+
+
+@pytest.mark.parametrize(
+    "template",
+    [LinearRegression(), LinearRegression(fit_intercept=False), Ridge(alpha=3.0), Ridge(alpha=0.5, fit_intercept=False)],
+    ids=["ols", "ols-no-intercept", "ridge", "ridge-no-intercept"],
+)
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_fast_path_equals_generic_path(template, offset, global_random_seed):
+    rng = np.random.RandomState(global_random_seed)
+    X, y, weights = _data(rng, offset=offset)
+    templates = [template] * weights.shape[0]
+    fast = fit_linear_experts(templates, X, y, weights)
+    slow = fit_experts(templates, X, y, weights)
+    for f, s in zip(fast, slow):
+        assert type(f) is type(s)
+        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
+        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8, atol=1e-8)
+        if isinstance(s, LinearRegression):
+            assert f.rank_ == s.rank_
+            assert_allclose(f.singular_, s.singular_, rtol=1e-6)
+
+
+def test_fast_path_rank_deficient_matches_min_norm():
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3)
+    X = np.c_[X, X[:, 0] + X[:, 1], 2 * X[:, 2]]  # rank 3 of 5
+    y = X @ rng.randn(5) + 0.1 * rng.randn(200)
+    w = rng.uniform(0.1, 1, size=(2, 200))
+    fast = fit_linear_experts([LinearRegression()] * 2, X, y, w)
+    slow = fit_experts([LinearRegression()] * 2, X, y, w)
+    for f, s in zip(fast, slow):
+        assert s.rank_ == 3 and f.rank_ == 3
+        assert_allclose(f.coef_, s.coef_, rtol=1e-6, atol=1e-8)
+        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8)
+
+
+def test_whole_fit_fast_equals_generic(monkeypatch):
+    rng = np.random.RandomState(1)
+    X = rng.uniform(-2, 2, size=(600, 2))
+    y = np.where(X[:, 0] > 0, X @ [2.0, -1.0], X @ [-1.0, 3.0]) + 0.1 * rng.randn(600)
+    kw = dict(n_experts=2, max_iter=20, tol=0, random_state=0)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = MixtureOfExpertsRegressor(**kw).fit(X, y)
+        assert fast._use_fast_path
+        monkeypatch.setattr(_experts, "FAST_PATH_TYPES", ())
+        slow = MixtureOfExpertsRegressor(**kw).fit(X, y)
+        assert not slow._use_fast_path
+    assert_allclose(fast.log_likelihood_curve_, slow.log_likelihood_curve_, rtol=1e-9)
+    assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-8, atol=1e-10)
+
+
+def test_supports_fast_path():
+    assert supports_fast_path([LinearRegression(), Ridge()])
+    assert not supports_fast_path([LinearRegression(positive=True)])
+    assert not supports_fast_path([Ridge(solver="sag")])
+    assert not supports_fast_path([LinearRegression(), DecisionTreeRegressor()])
+
+
+def test_check_expert_messages():
+    class NoWeight:
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return X
+
+    with pytest.raises(TypeError, match="NoWeight does not accept sample_weight"):
+        check_expert(NoWeight(), classification=False)
+    with pytest.raises(TypeError, match="has no predict_proba"):
+        check_expert(LinearRegression(), classification=True)
+    check_expert(make_pipeline(StandardScaler(), LinearRegression()), classification=False)
+
+
+def test_pipeline_routes_weights_to_every_step():
+    rng = np.random.RandomState(0)
+    X, y, weights = _data(rng, k=1)
+    pipe = make_pipeline(StandardScaler(), LinearRegression())
+    fitted = fit_experts([pipe], X, y, weights)[0]
+    scaler = fitted.steps[0][1]
+    assert_allclose(scaler.mean_, np.average(X, axis=0, weights=weights[0]))
+
+
+def test_seed_expert_sets_only_unset_random_states():
+    rng = np.random.RandomState(0)
+    tree = seed_expert(DecisionTreeRegressor(), rng)
+    assert isinstance(tree.random_state, int)
+    fixed = seed_expert(DecisionTreeRegressor(random_state=3), rng)
+    assert fixed.random_state == 3
+
+
+def test_aligned_proba_fills_missing_classes():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    clf = LogisticRegression().fit(X, [0, 0, 2, 2])  # never saw class 1
+    proba = aligned_proba(clf, X, 3)
+    assert proba.shape == (4, 3)
+    assert np.all(proba[:, 1] == 0)
+    assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_n_expert_parameters():
+    rng = np.random.RandomState(0)
+    X, y, _ = _data(rng, d=4)
+    assert n_expert_parameters(LinearRegression().fit(X, y)) == 5
+    assert n_expert_parameters(LinearRegression(fit_intercept=False).fit(X, y)) == 4
+    tree = DecisionTreeRegressor(max_leaf_nodes=6).fit(X, y)
+    assert n_expert_parameters(tree) == 6
+    assert n_expert_parameters(make_pipeline(StandardScaler(), LinearRegression()).fit(X, y)) == 5
