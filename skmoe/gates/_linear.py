@@ -8,6 +8,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._compat import Interval
+from ..utils._threads import LARGE_PRODUCT_FLOPS, blas_threads, single_blas_thread
 from ._base import BaseGate, validate_resp
 
 
@@ -26,16 +27,21 @@ def weighted_standardisation(X, weight):
     mean, scale : ndarray of shape (n_features,)
         Weighted mean and standard deviation.
     """
-    mean = weight @ X
-    # E[x^2] - E[x]^2 loses precision for offset features; centre first, one block at a time.
+    mean = np.asarray(weight @ X, dtype=np.float64)
+    # Centre before squaring (E[x^2] - E[x]^2 cancels for offset features), in
+    # small row blocks through one reused buffer: no copy of X, few page faults.
     var = np.zeros(X.shape[1], dtype=np.float64)
-    block = max(1, 2**22 // max(1, X.shape[1]))
+    block = max(1, 2**15 // max(1, X.shape[1]))
+    buffer = np.empty((min(block, X.shape[0]), X.shape[1]))
     for start in range(0, X.shape[0], block):
-        Xb = X[start : start + block] - mean
-        var += weight[start : start + block] @ (Xb * Xb)
+        rows = X[start : start + block]
+        centred = buffer[: rows.shape[0]]
+        np.subtract(rows, mean, out=centred)
+        np.square(centred, out=centred)
+        var += weight[start : start + block] @ centred
     scale = np.sqrt(var)
     scale[scale <= 1e-12 * (np.abs(mean) + 1.0)] = 1.0
-    return mean.astype(np.float64), scale
+    return mean, scale
 
 
 class LinearGate(BaseGate):
@@ -145,14 +151,20 @@ class LinearGate(BaseGate):
             b = np.log(np.maximum(resp_T @ weight, 1e-12))
         theta0 = np.concatenate([Ws.ravel(), b])
 
-        objective = _SoftmaxObjective(X, resp_T, weight, mean, scale, self.alpha)
-        result = minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
-        )
+        # L-BFGS-B's own tiny BLAS calls run single-threaded; the objective's
+        # large products get the original BLAS threads back (utils/_threads.py).
+        with single_blas_thread() as n_threads:
+            large = n_samples * n_experts * (n_features + 1) >= LARGE_PRODUCT_FLOPS
+            objective = _SoftmaxObjective(
+                X, resp_T, weight, mean, scale, self.alpha, n_threads=n_threads if large else None
+            )
+            result = minimize(
+                objective,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+            )
         theta = result.x
         # L-BFGS-B may report failure on line-search stalls at the optimum; keep the best point seen.
         if objective.best_theta is not None and objective.best_loss < result.fun:
@@ -185,7 +197,7 @@ class LinearGate(BaseGate):
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32])
-        Z = np.dot(self.coef_.astype(X.dtype, copy=False), X.T)
+        Z = np.ascontiguousarray((X @ self.coef_.T.astype(X.dtype, copy=False)).T)
         Z += self.intercept_.astype(X.dtype, copy=False)[:, None]
         return Z
 
@@ -213,40 +225,56 @@ class _SoftmaxObjective:
 
     The parameters are the standardised weights ``Ws`` and intercepts ``b``;
     the logits are formed with the raw ``X`` through ``Ws / scale`` so no
-    standardised copy of ``X`` is ever made.
+    standardised copy of ``X`` is ever made. Three buffers are allocated once
+    per fit and reused by every evaluation: the ``(n_samples, n_experts)``
+    product ``X @ W.T`` (measured 3x faster than ``W @ X.T``), and the
+    ``(n_experts, n_samples)`` log-probabilities and probabilities, on which
+    the softmax reductions run along the contiguous axis.
     """
 
-    def __init__(self, X, resp_T, weight, mean, scale, alpha):
+    def __init__(self, X, resp_T, weight, mean, scale, alpha, n_threads=None):
+        self.n_threads = n_threads
         self.X = X
-        self.resp_T = resp_T
-        self.weight = weight
+        self.resp_T = resp_T.astype(X.dtype, copy=False)
+        self.weight = weight.astype(X.dtype, copy=False)
         self.mean = mean
         self.scale = scale
         self.alpha = alpha
         self.n_experts, self.n_features = resp_T.shape[0], X.shape[1]
-        self.logits = np.empty(resp_T.shape, dtype=X.dtype)
-        # Constant of the cross-entropy: sum_i w_i sum_k r_ik log r_ik is not needed
-        # for the optimum, but the weighted target mass per sample is.
+        n_samples = X.shape[0]
+        self.products = np.empty((n_samples, self.n_experts), dtype=X.dtype)
+        self.log_proba = np.empty(resp_T.shape, dtype=X.dtype)
+        self.proba = np.empty(resp_T.shape, dtype=X.dtype)
         self.best_loss = np.inf
         self.best_theta = None
 
     def __call__(self, theta):
+        with blas_threads(self.n_threads):
+            return self._evaluate(theta)
+
+    def _evaluate(self, theta):
         K, d = self.n_experts, self.n_features
         Ws = theta[: K * d].reshape(K, d)
         b = theta[K * d :]
         Wr = Ws / self.scale
         br = b - Wr @ self.mean
-        Z = self.logits
-        np.dot(Wr.astype(Z.dtype, copy=False), self.X.T, out=Z)
-        Z += br.astype(Z.dtype, copy=False)[:, None]
-        Z -= logsumexp(Z, axis=0)  # log-softmax over experts
+        dtype = self.X.dtype
+        np.matmul(self.X, Wr.T.astype(dtype, copy=False), out=self.products)
+        Z, P = self.log_proba, self.proba
+        Z[...] = self.products.T
+        Z += br.astype(dtype, copy=False)[:, None]
+        # log-softmax over experts, in place
+        Z -= Z.max(axis=0)
+        np.exp(Z, out=P)
+        log_norm = np.log(P.sum(axis=0))
+        Z -= log_norm
+        P /= np.exp(log_norm)
         # loss = -sum_i w_i sum_k r_ki log p_ki
-        loss = -float(np.einsum("ki,ki,i->", self.resp_T, Z, self.weight, optimize=True))
-        np.exp(Z, out=Z)  # Z now holds the probabilities
-        Z -= self.resp_T
-        Z *= self.weight.astype(Z.dtype, copy=False)  # D = w * (P - R)
-        grad_Wr = np.dot(Z, self.X).astype(np.float64, copy=False)
-        grad_br = Z.sum(axis=1, dtype=np.float64)
+        loss = -float(np.dot(np.einsum("ki,ki->i", self.resp_T, Z), self.weight))
+        P -= self.resp_T
+        P *= self.weight  # D = w * (P - R)
+        grad_Wr = np.matmul(self.X.T, P.T).T.astype(np.float64)
+        grad_br = P.sum(axis=1, dtype=np.float64)
         grad_Ws = (grad_Wr - np.outer(grad_br, self.mean)) / self.scale
         loss += 0.5 * self.alpha * float(np.vdot(Ws, Ws))
         grad_Ws += self.alpha * Ws

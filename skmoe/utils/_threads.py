@@ -1,0 +1,66 @@
+"""BLAS thread control for the hot loops (threadpoolctl).
+
+SciPy's L-BFGS-B performs many tiny BLAS calls on vectors of a few dozen
+entries. With a multi-threaded BLAS each of them wakes every BLAS thread, and
+on a machine whose cores are busy (other processes, joblib workers) the
+threads spin and stall: a 150-sample gate fit was measured at 12 s with two
+OpenBLAS threads against 0.5 s with one. So the optimiser runs with one BLAS
+thread, and only the large matrix products of the objective get the
+original thread count back (see ``large_products``).
+"""
+
+import contextlib
+
+from threadpoolctl import ThreadpoolController
+
+_CONTROLLER = None
+
+# Products with fewer multiply-adds than this run single-threaded: the cost of
+# waking threads exceeds the work.
+LARGE_PRODUCT_FLOPS = 4_000_000
+
+
+def _controller():
+    global _CONTROLLER
+    if _CONTROLLER is None:  # inspecting the loaded libraries costs milliseconds: once
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+@contextlib.contextmanager
+def single_blas_thread():
+    """Run the block with one BLAS thread; yield the previous thread count.
+
+    Yields
+    ------
+    previous : int or None
+        The BLAS thread count in force before (None if no BLAS is loaded).
+    """
+    controller = _controller()
+    blas = [info for info in controller.info() if info.get("user_api") == "blas"]
+    previous = max((info["num_threads"] for info in blas), default=None)
+    if previous is None or previous == 1:
+        yield previous
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield previous
+
+
+@contextlib.contextmanager
+def blas_threads(n_threads):
+    """Run the block with ``n_threads`` BLAS threads (no-op for None or 1).
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Thread count to allow.
+
+    Yields
+    ------
+    None
+    """
+    if n_threads is None or n_threads <= 1:
+        yield
+        return
+    with _controller().limit(limits=n_threads, user_api="blas"):
+        yield
