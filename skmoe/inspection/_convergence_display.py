@@ -1,0 +1,191 @@
+"""Log-likelihood of EM against iterations, one curve per restart."""
+
+import numpy as np
+
+from ._plot_utils import _check_estimator, _check_matplotlib
+
+
+class ConvergenceDisplay:
+    """EM convergence: the log-likelihood of every restart against iterations.
+
+    One curve per initialisation (``n_init`` restarts), the kept (best) one
+    thicker and labelled ``"best"``. Iteration 0 is the objective after the
+    initial M-step.
+
+    It is recommended to create a display with :meth:`from_estimator`;
+    ``__init__`` only stores the curves and :meth:`plot` only draws.
+
+    Parameters
+    ----------
+    curves : list of ndarray
+        The EM objective (mean log-likelihood per sample, minus the gate's
+        L2 penalty) after each iteration, one array per restart.
+    best_index : int, default=None
+        Index of the restart the estimator kept; ``None`` highlights the
+        curve with the highest final value.
+    ylabel : str, default="log-likelihood per sample"
+        Label of the y axis.
+
+    Attributes
+    ----------
+    lines_ : list of matplotlib.lines.Line2D
+        One line per restart, in the order of ``curves``.
+    best_line_ : matplotlib.lines.Line2D
+        The highlighted line (also in ``lines_``).
+    ax_ : matplotlib.axes.Axes
+        The axes drawn on.
+    figure_ : matplotlib.figure.Figure
+        The figure of ``ax_``.
+
+    See Also
+    --------
+    GateDisplay : Map of the gate over two features.
+    ExpertsDisplay : Experts, pooled prediction and gate along one feature.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skmoe.inspection import ConvergenceDisplay
+    >>> curves = [np.array([-2.0, -1.5, -1.4]), np.array([-2.2, -1.2, -1.1, -1.1])]
+    >>> disp = ConvergenceDisplay(curves=curves).plot()
+    >>> disp.best_line_.get_label()
+    'best (restart 1)'
+    """
+
+    def __init__(self, *, curves, best_index=None, ylabel="log-likelihood per sample"):
+        self.curves = curves
+        self.best_index = best_index
+        self.ylabel = ylabel
+
+    def plot(self, ax=None, *, legend=True, best_kw=None, **kwargs):
+        """Draw one log-likelihood curve per restart.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; ``None`` makes a new figure and axes.
+        legend : bool, default=True
+            Draw a legend.
+        best_kw : dict, default=None
+            Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
+            best curve only.
+        **kwargs : dict
+            Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
+            other curves.
+
+        Returns
+        -------
+        display : ConvergenceDisplay
+            The display, with ``lines_``, ``best_line_``, ``ax_`` and
+            ``figure_`` set.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> import numpy as np
+        >>> from skmoe.inspection import ConvergenceDisplay
+        >>> fig, ax = plt.subplots()
+        >>> disp = ConvergenceDisplay(curves=[np.array([-2.0, -1.5])]).plot(ax=ax)
+        >>> len(ax.get_lines())
+        1
+        """
+        _check_matplotlib(f"{type(self).__name__}.plot")
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        curves = [np.asarray(c, dtype=float).ravel() for c in self.curves]
+        if not curves:
+            raise ValueError("curves is empty; there is nothing to draw.")
+        best = self.best_index
+        if best is None:
+            best = int(np.argmax([c[-1] if c.size else -np.inf for c in curves]))
+
+        self.lines_ = []
+        single = len(curves) == 1
+        for r, curve in enumerate(curves):
+            iterations = np.arange(curve.shape[0])
+            if r == best:
+                kw = {
+                    "color": "k",
+                    "linewidth": 2.5,
+                    "marker": "o" if curve.shape[0] <= 30 else None,
+                    "markersize": 3,
+                    "zorder": 3,
+                    "label": "best" if single else f"best (restart {r})",
+                }
+                kw.update(best_kw or {})
+            else:
+                kw = {"linewidth": 1.0, "alpha": 0.8, "label": f"restart {r}"}
+                kw.update(kwargs)
+            (line,) = ax.plot(iterations, curve, **kw)
+            self.lines_.append(line)
+        self.best_line_ = self.lines_[best]
+
+        ax.set_xlabel("EM iteration")
+        ax.set_ylabel(self.ylabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if legend:
+            ax.legend(fontsize="small")
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None, **kwargs):
+        """Draw the log-likelihood curves stored on a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+            Fitted estimator; its ``log_likelihood_curves_`` (one array per
+            restart) are drawn, the one equal to ``log_likelihood_curve_``
+            (the kept fit) highlighted.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; ``None`` makes a new figure and axes.
+        **kwargs : dict
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ConvergenceDisplay
+            The drawn display.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.inspection import ConvergenceDisplay
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-3, 3, size=(100, 1))
+        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(100)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, n_init=2, random_state=0)
+        >>> disp = ConvergenceDisplay.from_estimator(moe.fit(X, y))
+        >>> len(disp.lines_)
+        2
+        """
+        _check_matplotlib(f"{cls.__name__}.from_estimator")
+        _check_estimator(estimator, f"{cls.__name__}.from_estimator")
+        best_curve = np.asarray(estimator.log_likelihood_curve_, dtype=float)
+        curves = getattr(estimator, "log_likelihood_curves_", None)
+        if not curves:
+            curves = [best_curve]
+        curves = [np.asarray(c, dtype=float) for c in curves]
+        best_index = None
+        for r, curve in enumerate(curves):
+            if curve.shape == best_curve.shape and np.array_equal(curve, best_curve):
+                best_index = r
+                break
+        display = cls(curves=curves, best_index=best_index)
+        return display.plot(ax=ax, **kwargs)

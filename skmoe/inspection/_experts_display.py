@@ -1,0 +1,457 @@
+"""Experts, pooled prediction and gate along one input feature."""
+
+import numpy as np
+
+from ._plot_utils import (
+    _check_estimator,
+    _check_matplotlib,
+    _expert_colors,
+    _feature_name,
+    _fixed_values,
+    _grid_input,
+    _is_classifier,
+    _resolve_feature,
+    _validate_X,
+)
+
+
+class ExpertsDisplay:
+    """Experts and gate along one input feature.
+
+    The top axes show the data, each expert's prediction where the gate
+    trusts it (gate probability above ``gate_threshold``; the curve is
+    masked elsewhere), and the pooled prediction with a band of ``n_std``
+    predictive standard deviations. The bottom axes, sharing the x axis,
+    show each expert's gate probability, in the same colour as its curve.
+    For a classifier the curves are probabilities of one class
+    (``target_class``) and there is no band.
+
+    It is recommended to create a display with :meth:`from_estimator`;
+    ``__init__`` only stores precomputed arrays and :meth:`plot` only draws.
+
+    Parameters
+    ----------
+    x_grid : ndarray of shape (n_grid,)
+        Values of the plotted feature.
+    expert_predictions : ndarray of shape (n_grid, n_experts)
+        Each expert's prediction (regression) or probability of the target
+        class (classification) along the grid.
+    gate : ndarray of shape (n_grid, n_experts)
+        Gate probabilities along the grid.
+    pooled : ndarray of shape (n_grid,)
+        The estimator's pooled prediction (or probability of the target
+        class) along the grid.
+    pooled_std : ndarray of shape (n_grid,), default=None
+        Predictive standard deviation along the grid; ``None`` draws no band.
+    gate_threshold : float, default=0.2
+        An expert's curve is drawn only where its gate probability exceeds
+        this.
+    n_std : float, default=2.0
+        Half-width of the band, in predictive standard deviations.
+    x_points : ndarray of shape (n_samples,), default=None
+        The data's values of the plotted feature; ``None`` draws no points.
+    y_points : ndarray of shape (n_samples,), default=None
+        The data's targets (for a classifier, 1 for the target class and 0
+        otherwise).
+    colors : str or list of colors, default=None
+        Colour of each expert: ``None`` for ``tab10`` (``tab20`` beyond 10
+        experts), a colormap name, or a list of ``n_experts`` colours. The
+        same default as :class:`GateDisplay`, so an expert has one colour in
+        every display.
+    xlabel : str, default=None
+        Label of the shared x axis.
+    ylabel : str, default=None
+        Label of the y axis of the top axes.
+
+    Attributes
+    ----------
+    colors_ : ndarray of shape (n_experts, 4)
+        RGBA colour of each expert.
+    expert_lines_ : list of matplotlib.lines.Line2D
+        One curve per expert, masked where its gate is below the threshold.
+    pooled_line_ : matplotlib.lines.Line2D
+        The pooled prediction.
+    band_ : matplotlib.collections.PolyCollection or None
+        The ``n_std`` band around the pooled prediction; ``None`` without
+        ``pooled_std``.
+    gate_lines_ : list of matplotlib.lines.Line2D
+        One gate-probability curve per expert, in the bottom axes.
+    scatter_ : matplotlib.collections.PathCollection or None
+        The data points; ``None`` without data.
+    ax_ : matplotlib.axes.Axes
+        Top axes (data, experts, pooled prediction).
+    gate_ax_ : matplotlib.axes.Axes
+        Bottom axes (gate probabilities).
+    figure_ : matplotlib.figure.Figure
+        The figure.
+
+    See Also
+    --------
+    GateDisplay : Map of the gate over two features.
+    ConvergenceDisplay : Log-likelihood of EM against iterations.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> from skmoe.inspection import ExpertsDisplay
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, size=(200, 1))
+    >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
+    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    >>> x = np.linspace(-3, 3, 50)
+    >>> mean, std = moe.predict(x[:, None], return_std=True)
+    >>> disp = ExpertsDisplay(
+    ...     x_grid=x,
+    ...     expert_predictions=moe.predict_experts(x[:, None]),
+    ...     gate=moe.predict_gate(x[:, None]),
+    ...     pooled=mean, pooled_std=std,
+    ... ).plot()
+    >>> len(disp.expert_lines_), len(disp.gate_lines_)
+    (2, 2)
+    """
+
+    def __init__(
+        self,
+        *,
+        x_grid,
+        expert_predictions,
+        gate,
+        pooled,
+        pooled_std=None,
+        gate_threshold=0.2,
+        n_std=2.0,
+        x_points=None,
+        y_points=None,
+        colors=None,
+        xlabel=None,
+        ylabel=None,
+    ):
+        self.x_grid = x_grid
+        self.expert_predictions = expert_predictions
+        self.gate = gate
+        self.pooled = pooled
+        self.pooled_std = pooled_std
+        self.gate_threshold = gate_threshold
+        self.n_std = n_std
+        self.x_points = x_points
+        self.y_points = y_points
+        self.colors = colors
+        self.xlabel = xlabel
+        self.ylabel = ylabel
+
+    def plot(
+        self,
+        ax=None,
+        *,
+        xlabel=None,
+        ylabel=None,
+        legend=True,
+        scatter_kw=None,
+        pooled_kw=None,
+        band_kw=None,
+        gate_kw=None,
+        **kwargs,
+    ):
+        """Draw the experts, the pooled prediction and the gate.
+
+        Parameters
+        ----------
+        ax : sequence of two matplotlib Axes, default=None
+            The top axes (predictions) and the bottom axes (gate); ``None``
+            makes a new figure with the two stacked, sharing the x axis,
+            heights in the ratio 3:1.
+        xlabel : str, default=None
+            Overrides the stored x-axis label (set on the bottom axes).
+        ylabel : str, default=None
+            Overrides the stored y-axis label of the top axes.
+        legend : bool, default=True
+            Draw a legend in the top axes.
+        scatter_kw : dict, default=None
+            Keyword arguments for :meth:`matplotlib.axes.Axes.scatter` of the
+            data.
+        pooled_kw : dict, default=None
+            Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
+            pooled prediction.
+        band_kw : dict, default=None
+            Keyword arguments for :meth:`matplotlib.axes.Axes.fill_between` of
+            the band.
+        gate_kw : dict, default=None
+            Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the gate
+            curves.
+        **kwargs : dict
+            Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
+            expert curves.
+
+        Returns
+        -------
+        display : ExpertsDisplay
+            The display, with ``ax_``, ``gate_ax_``, ``figure_`` and the
+            artists set.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.inspection import ExpertsDisplay
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-3, 3, size=(200, 1))
+        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> disp = ExpertsDisplay.from_estimator(moe, X, y)
+        >>> fig, (top, bottom) = plt.subplots(2, 1, sharex=True)
+        >>> disp = disp.plot(ax=(top, bottom), legend=False, linewidth=3)
+        >>> disp.gate_ax_ is bottom
+        True
+        """
+        _check_matplotlib(f"{type(self).__name__}.plot")
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, (ax, gate_ax) = plt.subplots(
+                2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                figsize=(6.4, 5.6),
+            )
+        else:
+            try:
+                ax, gate_ax = ax
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "ax must be a pair of matplotlib Axes (top for the predictions, "
+                    f"bottom for the gate); got {ax!r}."
+                ) from None
+
+        x = np.asarray(self.x_grid)
+        preds = np.asarray(self.expert_predictions)
+        gate = np.asarray(self.gate)
+        n_experts = preds.shape[1]
+        self.colors_ = _expert_colors(self.colors, n_experts)
+
+        self.scatter_ = None
+        if self.x_points is not None and self.y_points is not None:
+            kw = {"s": 12, "color": "0.45", "alpha": 0.7, "linewidths": 0, "label": "data"}
+            kw.update(scatter_kw or {})
+            self.scatter_ = ax.scatter(self.x_points, self.y_points, **kw)
+
+        self.band_ = None
+        if self.pooled_std is not None:
+            std = np.asarray(self.pooled_std)
+            kw = {"color": "k", "alpha": 0.12, "linewidth": 0,
+                  "label": f"\u00b1{self.n_std:g}\u03c3"}
+            kw.update(band_kw or {})
+            self.band_ = ax.fill_between(
+                x, self.pooled - self.n_std * std, self.pooled + self.n_std * std, **kw
+            )
+
+        self.expert_lines_ = []
+        for k in range(n_experts):
+            curve = np.ma.masked_where(gate[:, k] <= self.gate_threshold, preds[:, k])
+            kw = {"color": self.colors_[k], "linewidth": 2, "label": f"expert {k}"}
+            kw.update(kwargs)
+            (line,) = ax.plot(x, curve, **kw)
+            self.expert_lines_.append(line)
+
+        kw = {"color": "k", "linewidth": 1.5, "linestyle": "--", "label": "pooled"}
+        kw.update(pooled_kw or {})
+        (self.pooled_line_,) = ax.plot(x, self.pooled, **kw)
+
+        self.gate_lines_ = []
+        for k in range(n_experts):
+            kw = {"color": self.colors_[k], "linewidth": 1.5, "label": f"expert {k}"}
+            kw.update(gate_kw or {})
+            (line,) = gate_ax.plot(x, gate[:, k], **kw)
+            self.gate_lines_.append(line)
+        gate_ax.axhline(self.gate_threshold, color="0.6", linewidth=0.8, linestyle=":")
+        gate_ax.set_ylim(-0.05, 1.05)
+        gate_ax.set_ylabel("gate")
+
+        if legend:
+            ax.legend(fontsize="small", framealpha=0.8)
+
+        xlabel = self.xlabel if xlabel is None else xlabel
+        ylabel = self.ylabel if ylabel is None else ylabel
+        if xlabel is not None:
+            gate_ax.set_xlabel(xlabel)
+        if ylabel is not None:
+            ax.set_ylabel(ylabel)
+
+        self.ax_ = ax
+        self.gate_ax_ = gate_ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y=None,
+        *,
+        feature=0,
+        fixed_values=None,
+        grid_resolution=200,
+        gate_threshold=0.2,
+        target_class=None,
+        n_std=2.0,
+        colors=None,
+        xlabel=None,
+        ylabel=None,
+        ax=None,
+        **kwargs,
+    ):
+        """Compute the experts and gate of a fitted estimator along a feature and draw them.
+
+        Parameters
+        ----------
+        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+            Fitted estimator.
+        X : array-like of shape (n_samples, n_features)
+            Data: they set the range of the grid and the mean used for the
+            other features.
+        y : array-like of shape (n_samples,), default=None
+            Targets, drawn as points against the plotted feature (for a
+            classifier: 1 for ``target_class``, 0 otherwise). ``None`` draws no
+            points. With several features the points are the data as they
+            are, not a slice at ``fixed_values``.
+        feature : int or str, default=0
+            The plotted feature: a column index or a name (when the estimator
+            was fitted on a DataFrame).
+        fixed_values : array-like of shape (n_features,) or dict, default=None
+            Values of the other features on the grid: ``None`` for the mean of
+            ``X``; one value per feature (that of ``feature`` ignored); or a
+            dict ``{feature: value}`` overriding the mean of some features.
+        grid_resolution : int, default=200
+            Number of grid points, from the smallest to the largest value of
+            the feature in ``X``.
+        gate_threshold : float, default=0.2
+            An expert's curve is drawn only where its gate probability exceeds
+            this.
+        target_class : label, default=None
+            Classifier only: the class whose probability is drawn; ``None``
+            means ``classes_[1]`` (the positive class of a binary problem).
+        n_std : float, default=2.0
+            Half-width of the band, in predictive standard deviations
+            (regressor only).
+        colors : str or list of colors, default=None
+            Colour of each expert (see :class:`ExpertsDisplay`).
+        xlabel : str, default=None
+            Label of the x axis; default the feature's name
+            (``feature_names_in_``) or ``x{i}``.
+        ylabel : str, default=None
+            Label of the top y axis; default for a regressor the name of ``y``
+            when it is a named pandas Series, else ``"y"``; for a classifier
+            ``"P(y = target_class)"``.
+        ax : sequence of two matplotlib Axes, default=None
+            Top and bottom axes; ``None`` makes a new figure.
+        **kwargs : dict
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ExpertsDisplay
+            The drawn display.
+
+        Raises
+        ------
+        ValueError
+            If ``feature`` is out of range, ``target_class`` is not a class, or
+            ``y`` has the wrong length.
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.inspection import ExpertsDisplay
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-3, 3, size=(200, 1))
+        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> disp = ExpertsDisplay.from_estimator(moe, X, y, grid_resolution=100)
+        >>> len(disp.expert_lines_)
+        2
+        >>> disp.gate_ax_.get_xlabel()
+        'x0'
+        """
+        _check_matplotlib(f"{cls.__name__}.from_estimator")
+        _check_estimator(estimator, f"{cls.__name__}.from_estimator")
+        if not (isinstance(grid_resolution, (int, np.integer)) and grid_resolution > 1):
+            raise ValueError(
+                f"grid_resolution must be an integer greater than 1; got {grid_resolution!r}."
+            )
+        if not 0 <= gate_threshold < 1:
+            raise ValueError(f"gate_threshold must be in [0, 1); got {gate_threshold!r}.")
+        X_arr = _validate_X(estimator, X)
+        n_features = X_arr.shape[1]
+        i = _resolve_feature(estimator, feature, n_features, "feature")
+
+        column = X_arr[:, i]
+        x_grid = np.linspace(column.min(), column.max(), grid_resolution)
+        X_grid = np.tile(_fixed_values(estimator, X_arr, fixed_values), (grid_resolution, 1))
+        X_grid[:, i] = x_grid
+        X_grid_in = _grid_input(estimator, X_grid)
+        gate = estimator.predict_gate(X_grid_in)
+
+        y_points = None
+        if y is not None:
+            y_points = np.asarray(y).ravel()
+            if y_points.shape[0] != X_arr.shape[0]:
+                raise ValueError(
+                    f"X has {X_arr.shape[0]} samples but y has {y_points.shape[0]}."
+                )
+
+        if _is_classifier(estimator):
+            from .._experts import aligned_proba
+
+            classes = np.asarray(estimator.classes_)
+            if target_class is None:
+                target_class = classes[1]
+            matches = np.flatnonzero(classes == target_class)
+            if matches.size == 0:
+                raise ValueError(
+                    f"target_class={target_class!r} is not one of the classes "
+                    f"{classes.tolist()}."
+                )
+            c = int(matches[0])
+            X_experts = X_grid.astype(np.float64)
+            expert_predictions = np.column_stack(
+                [aligned_proba(e, X_experts, classes.shape[0])[:, c] for e in estimator.experts_]
+            )
+            pooled = estimator.predict_proba(X_grid_in)[:, c]
+            pooled_std = None
+            if y_points is not None:
+                y_points = (y_points == target_class).astype(np.float64)
+            default_ylabel = f"P(y = {target_class})"
+        else:
+            if target_class is not None:
+                raise ValueError("target_class applies to classifiers only.")
+            expert_predictions = estimator.predict_experts(X_grid_in)
+            pooled, pooled_std = estimator.predict(X_grid_in, return_std=True)
+            if y_points is not None:
+                y_points = y_points.astype(np.float64)
+            name = getattr(y, "name", None)
+            default_ylabel = str(name) if isinstance(name, str) and name else "y"
+
+        display = cls(
+            x_grid=x_grid,
+            expert_predictions=expert_predictions,
+            gate=gate,
+            pooled=pooled,
+            pooled_std=pooled_std,
+            gate_threshold=gate_threshold,
+            n_std=n_std,
+            x_points=column if y_points is not None else None,
+            y_points=y_points,
+            colors=colors,
+            xlabel=_feature_name(estimator, i) if xlabel is None else xlabel,
+            ylabel=default_ylabel if ylabel is None else ylabel,
+        )
+        return display.plot(ax=ax, **kwargs)
