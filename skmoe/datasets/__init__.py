@@ -1,0 +1,15 @@
+"""Data sets: synthetic generators with a known mixture structure and small real data."""
+
+from ._base import load_motorcycle
+from ._samples_generator import (
+    gated_regression_mean,
+    make_gated_regression,
+    make_xor_blobs,
+)
+
+__all__ = [
+    "gated_regression_mean",
+    "load_motorcycle",
+    "make_gated_regression",
+    "make_xor_blobs",
+]
