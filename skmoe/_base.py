@@ -42,7 +42,7 @@ class _EMState:
         self.gate = gate
         self.variance = variance
         self.outputs_T = None  # expert predictions (regression) or log p(y|x) (classification)
-        self.log_resp_T = None
+        self.resp_T = None  # responsibilities of the last E-step, (n_experts, n_samples)
         self.log_prob = None
         self.objective = -np.inf
 
@@ -52,6 +52,8 @@ class _EMState:
         other.experts = list(self.experts)
         other.templates = list(self.templates)
         other.gate = copy.deepcopy(self.gate)
+        other.resp_T = None if self.resp_T is None else self.resp_T.copy()
+        other.outputs_T = None  # overwritten in place by the E-step; not needed after
         return other
 
 
@@ -242,6 +244,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if not np.all(np.isfinite(sample_weight)):
             raise ValueError("sample_weight must be finite.")
         self._check_parameters(X)
+        self._unit_weights = bool(np.all(sample_weight == 1.0))
         y_fit = self._prepare_target(y, sample_weight)
         templates = self._resolve_experts()
         self._use_fast_path = self._is_regression and supports_fast_path(templates)
@@ -295,12 +298,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _m_step(self, state, X, y, sample_weight, resp_T):
         """Refit experts, task parameters and gate to the responsibilities ``resp_T``."""
-        weights_T = resp_T * sample_weight
+        # Expert weights are resp * sample_weight, formed row by row (or block
+        # by block on the fast path), never as a second (n_experts, n_samples) array.
+        sw = None if self._unit_weights else sample_weight
         if self._use_fast_path:
-            state.experts = fit_linear_experts(state.templates, X, y, weights_T)
+            state.experts = fit_linear_experts(state.templates, X, y, resp_T, sw)
         else:
             state.experts = fit_experts(
-                state.templates, X, y, weights_T, n_jobs=self.n_jobs,
+                state.templates, X, y, resp_T, sample_weight=sw, n_jobs=self.n_jobs,
                 drop_zero_rows=self._is_regression,
             )
         state.outputs_T = self._expert_outputs(state.experts, X, y)
@@ -312,10 +317,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         return _em.top_k_log_gate(log_gate_T, self.top_k)
 
     def _e_step(self, state, X, y):
-        """Responsibilities and the penalised mean log-likelihood (the EM objective)."""
-        log_lik_T = self._log_lik_T(state, y)
+        """Responsibilities and per-sample log-likelihood, fused in log space."""
+        log_lik_T = self._log_lik_T(state, y)  # may reuse the experts' output buffer
         log_gate_T = self._log_gate_T(state.gate, X)
-        state.log_resp_T, state.log_prob = _em.e_step(log_gate_T, log_lik_T, out=log_lik_T)
+        state.resp_T, state.log_prob = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
         return state
 
     def _objective(self, state, sample_weight):
@@ -333,8 +338,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         reseeded = self._handle_starved(state, X, sample_weight, reseeds)
         for n_iter in range(1, self.max_iter + 1):
             tic = time.time()
-            resp_T = np.exp(state.log_resp_T)
-            self._m_step(state, X, y, sample_weight, resp_T)
+            self._m_step(state, X, y, sample_weight, state.resp_T)
             self._e_step(state, X, y)
             objective = self._objective(state, sample_weight)
             change = objective - curve[-1]
@@ -364,7 +368,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _handle_starved(self, state, X, sample_weight, reseeds):
         """Re-seed (or remove) experts whose responsibility share is negligible."""
-        resp_T = np.exp(state.log_resp_T)
+        resp_T = state.resp_T
         n_experts, n_samples = resp_T.shape
         if n_experts == 1:
             return False
@@ -385,10 +389,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             state.experts = [state.experts[k] for k in keep]
             if state.variance is not None:
                 state.variance = state.variance[keep]
-            log_resp = state.log_resp_T[keep]
-            with np.errstate(under="ignore", divide="ignore"):
-                log_resp -= np.logaddexp.reduce(log_resp, axis=0)
-            state.log_resp_T = np.ascontiguousarray(log_resp)
+            resp = state.resp_T[keep]
+            total = resp.sum(axis=0)
+            # A sample only the removed experts explained is shared evenly.
+            resp[:, total <= 0] = 1.0
+            resp /= resp.sum(axis=0)
+            state.resp_T = np.ascontiguousarray(resp)
             reseeds[:] = 0
             reseeds.resize(keep.size, refcheck=False)
             return True
@@ -409,8 +415,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             resp_T[:, rows] = 0.0
             resp_T[k, rows] = 1.0
             reseeds[k] += 1
-        with np.errstate(divide="ignore"):
-            state.log_resp_T = np.log(resp_T)
         return True
 
     def _set_fitted_state(self, state, curve, curves, converged, n_iter, sample_weight):
@@ -418,8 +422,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.experts_ = state.experts
         self.gate_ = state.gate
         self.n_experts_ = len(state.experts)
-        resp_T = np.exp(state.log_resp_T)
-        self.expert_share_ = _em.responsibility_share(resp_T, sample_weight)
+        self.expert_share_ = _em.responsibility_share(state.resp_T, sample_weight)
         self.converged_ = bool(converged)
         self.n_iter_ = int(n_iter)
         self.log_likelihood_ = float(state.objective)

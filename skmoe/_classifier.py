@@ -161,7 +161,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         return out
 
     def _log_lik_T(self, state, y):
-        return state.outputs_T.copy()
+        return state.outputs_T
 
     def _log_prob_T(self, X, y):
         y = column_or_1d(np.asarray(y))

@@ -67,6 +67,45 @@ def e_step(log_gate_T, log_lik_T, out=None):
     return joint, log_prob
 
 
+def responsibilities(log_gate_T, log_lik_T, out=None):
+    """Fused E-step: responsibilities (not their logs) and per-sample log-likelihood.
+
+    The same result as ``exp`` of :func:`e_step`'s log-responsibilities, with a
+    single ``exp`` pass and no ``(n_experts, n_samples)`` temporary: the joint
+    log-probabilities are shifted by their column maximum, exponentiated in
+    place and normalised.
+
+    Parameters
+    ----------
+    log_gate_T : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities.
+    log_lik_T : ndarray of shape (n_experts, n_samples)
+        Log-likelihood of each sample under each expert.
+    out : ndarray of shape (n_experts, n_samples), default=None
+        Buffer for the responsibilities; may alias either input.
+
+    Returns
+    -------
+    resp_T : ndarray of shape (n_experts, n_samples)
+        Responsibilities; each column sums to one.
+    log_prob : ndarray of shape (n_samples,)
+        ``log p(y_i | x_i)`` under the mixture.
+    """
+    joint = np.add(log_gate_T, log_lik_T, out=out)
+    shift = joint.max(axis=0)
+    # A column of -inf everywhere cannot happen (log-likelihoods are floored),
+    # but guard it so that it gives uniform responsibilities, not NaN.
+    shift[~np.isfinite(shift)] = 0.0
+    joint -= shift
+    with np.errstate(under="ignore"):
+        np.exp(joint, out=joint)
+    total = joint.sum(axis=0)
+    joint /= total
+    log_prob = np.log(total)
+    log_prob += shift
+    return joint, log_prob
+
+
 def mean_log_likelihood(log_prob, sample_weight=None):
     """Weighted mean of per-sample log-likelihoods.
 

@@ -175,7 +175,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         )
 
     def _log_lik_T(self, state, y):
-        return _em.gaussian_log_density(y, state.outputs_T, state.variance)
+        # In place: the predictions are not needed once the densities exist.
+        return _em.gaussian_log_density(y, state.outputs_T, state.variance, out=state.outputs_T)
 
     def _set_task_state(self, state):
         self.noise_variance_ = np.asarray(state.variance, dtype=np.float64)

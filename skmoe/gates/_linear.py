@@ -4,7 +4,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._compat import Interval
@@ -216,7 +215,9 @@ class LinearGate(BaseGate):
             C-contiguous ``(n_experts, n_samples)`` array).
         """
         Z = self.decision_function_T(X)
-        Z -= logsumexp(Z, axis=0)
+        Z -= Z.max(axis=0)
+        with np.errstate(under="ignore"):
+            Z -= np.log(np.exp(Z).sum(axis=0))
         return Z.T
 
 
