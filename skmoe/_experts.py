@@ -188,8 +188,21 @@ def _block_rows(n_features):
     return int(max(256, min(65536, 2**18 // max(1, n_features + 2))))
 
 
+# Up to this many columns of [X, 1, y] the Gram matrices are formed from
+# transposed blocks: with few columns a row-major block makes every
+# elementwise weighting a loop of length p over a broadcast, and SYRK on a
+# narrow matrix runs far below peak; transposed, the weighting runs along the
+# long axis and the product is a short, wide GEMM. Measured at n=1e5, one BLAS
+# thread: d=10 1.3x the GEMM floor (row-major 2.2x); at d=30 row-major wins.
+_TRANSPOSED_MAX_COLUMNS = 24
+_TRANSPOSED_BLOCK = 4096
+
+
 def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
     """Gram matrices of ``[X - x_offset, 1, y - y_offset]`` under each expert's weights.
+
+    One pass over the data in row blocks; every expert's matrix is updated
+    from the same block while it is in cache.
 
     Parameters
     ----------
@@ -212,6 +225,14 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
     gram : ndarray of shape (n_experts, n_features + 2, n_features + 2)
         ``Z^T diag(w_k) Z`` for every expert, float64.
     """
+    n_features = X.shape[1]
+    if n_features + 2 <= _TRANSPOSED_MAX_COLUMNS:
+        return _gram_transposed(X, y, weights_T, x_offset, y_offset, sample_weight)
+    return _gram_row_major(X, y, weights_T, x_offset, y_offset, sample_weight)
+
+
+def _gram_row_major(X, y, weights_T, x_offset, y_offset, sample_weight):
+    """Gram matrices by SYRK of ``sqrt(w_k) * Z`` on row-major blocks (wide ``Z``)."""
     n_samples, n_features = X.shape
     n_experts = weights_T.shape[0]
     p = n_features + 2
@@ -232,6 +253,36 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
         for k in range(n_experts):
             np.multiply(Z, root_w[k][:, None], out=S)
             gram[k] += S.T @ S  # SYRK: half the flops of a general product
+    return gram
+
+
+def _gram_transposed(X, y, weights_T, x_offset, y_offset, sample_weight):
+    """Gram matrices as ``(w_k * Z^T) @ Z`` on transposed blocks (narrow ``Z``)."""
+    n_samples, n_features = X.shape
+    n_experts = weights_T.shape[0]
+    p = n_features + 2
+    gram = np.zeros((n_experts, p, p))
+    block = _TRANSPOSED_BLOCK
+    ZTb = np.empty((p, block))
+    STb = np.empty((p, block))
+    wb = np.empty(block)
+    for start in range(0, n_samples, block):
+        stop = min(start + block, n_samples)
+        m = stop - start
+        ZT = ZTb[:, :m]
+        np.subtract(X[start:stop].T, x_offset[:, None], out=ZT[:n_features])
+        ZT[n_features] = 1.0
+        np.subtract(y[start:stop], y_offset, out=ZT[n_features + 1])
+        ST = STb[:, :m]
+        for k in range(n_experts):
+            w = weights_T[k, start:stop]
+            if sample_weight is not None:
+                w = np.multiply(w, sample_weight[start:stop], out=wb[:m])
+            np.multiply(ZT, w, out=ST)
+            gram[k] += ST @ ZT.T
+    # The product is not exactly symmetric in floating point; SYRK's is.
+    gram += gram.transpose(0, 2, 1)
+    gram *= 0.5
     return gram
 
 

@@ -49,6 +49,27 @@ def test_fast_path_equals_generic_path(template, offset, global_random_seed):
             assert_allclose(f.singular_, s.singular_, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n_features", [3, 22, 23, 40])  # both Gram layouts and their boundary
+def test_gram_layouts_match_direct_products(n_features):
+    # n spans several blocks of either layout, with a ragged last block.
+    rng = np.random.RandomState(n_features)
+    n, k = 2 * _experts._TRANSPOSED_BLOCK + 37, 3
+    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=5.0)
+    sample_weight = rng.uniform(0.2, 3.0, n)
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = _experts.weighted_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight)
+    Z = np.c_[X - x_offset, np.ones(n), y - y_offset]
+    for j in range(k):
+        expected = (Z * (weights[j] * sample_weight)[:, None]).T @ Z
+        assert_allclose(gram[j], expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+        assert_allclose(gram[j], gram[j].T, rtol=0, atol=0)
+    fast = fit_linear_experts([LinearRegression()] * k, X, y, weights, sample_weight)
+    slow = fit_experts([LinearRegression()] * k, X, y, weights, sample_weight=sample_weight)
+    for f, s in zip(fast, slow):
+        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
+        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+
+
 def test_fast_path_rank_deficient_matches_min_norm():
     rng = np.random.RandomState(0)
     X = rng.randn(200, 3)
