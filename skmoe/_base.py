@@ -31,6 +31,13 @@ from .utils._compat import HasMethods, Interval, StrOptions
 _MIN_SHARE = 1e-3
 # Re-seeding attempts per expert and restart before the expert is removed.
 _MAX_RESEEDS = 2
+# L-BFGS iterations of the linear gate per M-step. The gate warm-starts, so
+# its optimisation continues across M-steps (generalised EM: every M-step
+# still raises the objective). Solving each M-step to the gate's own
+# tolerance was measured at 38 iterations per M-step (n=1e5, d=10, 16
+# experts) and 2.6x the time of the whole fit, for the same EM iteration
+# count and log-likelihood.
+_GATE_ITER_PER_M_STEP = 10
 
 
 class _EMState:
@@ -221,7 +228,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if self.gate == "linear":
             from .gates._linear import LinearGate
 
-            return LinearGate(alpha=self.gate_alpha)
+            return LinearGate(alpha=self.gate_alpha, max_iter=_GATE_ITER_PER_M_STEP)
         from .gates._mlp import MLPGate
 
         return MLPGate(alpha=self.gate_alpha, random_state=seed)

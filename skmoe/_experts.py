@@ -403,11 +403,9 @@ def predict_linear_experts(experts, X, out=None):
     """
     coef = np.vstack([np.ravel(e.coef_) for e in experts]).astype(X.dtype, copy=False)
     intercept = np.array([float(np.ravel(e.intercept_)[0]) for e in experts])
-    # X @ coef.T then a transposed copy: measured ~3x faster than coef @ X.T.
-    products = X @ coef.T
-    if out is None:
-        out = np.empty((len(experts), X.shape[0]), dtype=products.dtype)
-    out[...] = products.T
+    # Written straight into the (n_experts, n_samples) layout: measured faster
+    # than X @ coef.T followed by a transposed copy.
+    out = np.matmul(coef, X.T, out=out)
     out += intercept.astype(out.dtype)[:, None]
     return out
 

@@ -86,6 +86,11 @@ class LinearGate(BaseGate):
         The L2 penalty term of ``loss_``; the EM loop subtracts it from the
         log-likelihood so that its objective is the one EM maximises.
 
+    See Also
+    --------
+    MLPGate : Feed-forward softmax gate; ``hidden_layer_sizes=()`` gives this model.
+    TorchGate : The same model trained with PyTorch, on CPU or GPU.
+
     Examples
     --------
     >>> import numpy as np
@@ -196,7 +201,7 @@ class LinearGate(BaseGate):
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32])
-        Z = np.ascontiguousarray((X @ self.coef_.T.astype(X.dtype, copy=False)).T)
+        Z = self.coef_.astype(X.dtype, copy=False) @ X.T  # (n_experts, n_samples), C-contiguous
         Z += self.intercept_.astype(X.dtype, copy=False)[:, None]
         return Z
 
@@ -226,26 +231,32 @@ class _SoftmaxObjective:
 
     The parameters are the standardised weights ``Ws`` and intercepts ``b``;
     the logits are formed with the raw ``X`` through ``Ws / scale`` so no
-    standardised copy of ``X`` is ever made. Three buffers are allocated once
-    per fit and reused by every evaluation: the ``(n_samples, n_experts)``
-    product ``X @ W.T`` (measured 3x faster than ``W @ X.T``), and the
-    ``(n_experts, n_samples)`` log-probabilities and probabilities, on which
-    the softmax reductions run along the contiguous axis.
+    standardised copy of ``X`` is ever made.
+
+    The targets enter the loss only through their weighted moments
+    ``A = (w * R) @ X`` and ``(w * R).sum(axis=1)``, computed once per fit
+    (rows of ``R`` sum to one, so ``sum_k r_ki log p_ki = sum_k r_ki z_ki -
+    logsumexp_k z_ki``). An evaluation is then one product for the logits, a
+    log-sum-exp and one product for the gradient: a few passes over one
+    ``(n_experts, n_samples)`` buffer, reused by every evaluation, with the
+    reductions along its contiguous axis. The logits are written straight
+    into it by ``W @ X.T`` (measured faster than ``X @ W.T`` and a
+    transposed copy).
     """
 
     def __init__(self, X, resp_T, weight, mean, scale, alpha, n_threads=None):
         self.n_threads = n_threads
         self.X = X
-        self.resp_T = resp_T.astype(X.dtype, copy=False)
         self.weight = weight.astype(X.dtype, copy=False)
         self.mean = mean
         self.scale = scale
         self.alpha = alpha
         self.n_experts, self.n_features = resp_T.shape[0], X.shape[1]
-        n_samples = X.shape[0]
-        self.products = np.empty((n_samples, self.n_experts), dtype=X.dtype)
-        self.log_proba = np.empty(resp_T.shape, dtype=X.dtype)
-        self.proba = np.empty(resp_T.shape, dtype=X.dtype)
+        self.weighted_resp = resp_T * self.weight
+        with blas_threads(n_threads):
+            self.resp_moment = np.matmul(self.weighted_resp, X).astype(np.float64)
+        self.resp_total = self.weighted_resp.sum(axis=1, dtype=np.float64)
+        self.buffer = np.empty(resp_T.shape, dtype=X.dtype)
         self.best_loss = np.inf
         self.best_theta = None
 
@@ -260,22 +271,28 @@ class _SoftmaxObjective:
         Wr = Ws / self.scale
         br = b - Wr @ self.mean
         dtype = self.X.dtype
-        np.matmul(self.X, Wr.T.astype(dtype, copy=False), out=self.products)
-        Z, P = self.log_proba, self.proba
-        Z[...] = self.products.T
-        Z += br.astype(dtype, copy=False)[:, None]
-        # log-softmax over experts, in place
-        Z -= Z.max(axis=0)
-        np.exp(Z, out=P)
-        log_norm = np.log(P.sum(axis=0))
-        Z -= log_norm
-        P /= np.exp(log_norm)
-        # loss = -sum_i w_i sum_k r_ki log p_ki
-        loss = -float(np.dot(np.einsum("ki,ki->i", self.resp_T, Z), self.weight))
-        P -= self.resp_T
-        P *= self.weight  # D = w * (P - R)
-        grad_Wr = np.matmul(self.X.T, P.T).T.astype(np.float64)
-        grad_br = P.sum(axis=1, dtype=np.float64)
+        Z = self.buffer
+        np.matmul(Wr.astype(dtype, copy=False), self.X.T, out=Z)
+        Z += br.astype(dtype, copy=False)[:, None]  # logits
+        shift = Z.max(axis=0)
+        Z -= shift
+        with np.errstate(under="ignore"):
+            np.exp(Z, out=Z)
+        total = Z.sum(axis=0)
+        log_norm = np.log(total, dtype=np.float64)
+        log_norm += shift  # logsumexp of the logits, per sample
+        # loss = sum_i w_i logsumexp_i - sum_k (Wr_k . A_k + br_k * rtot_k)
+        loss = float(np.dot(log_norm, self.weight)) - float(
+            np.vdot(Wr, self.resp_moment) + br @ self.resp_total
+        )
+        np.divide(self.weight, total, out=total)
+        Z *= total  # w_i * p_ki
+        # Subtract the targets per sample, not as moments after the product:
+        # near the optimum the moments cancel, which would cost the gradient
+        # its accuracy (in float32 visibly so).
+        Z -= self.weighted_resp
+        grad_Wr = np.matmul(Z, self.X).astype(np.float64)
+        grad_br = Z.sum(axis=1, dtype=np.float64)
         grad_Ws = (grad_Wr - np.outer(grad_br, self.mean)) / self.scale
         loss += 0.5 * self.alpha * float(np.vdot(Ws, Ws))
         grad_Ws += self.alpha * Ws
