@@ -46,9 +46,12 @@ SHARED_DOC = {
         PyTorch device for ``backend="torch"`` (``"cpu"``, ``"cuda"``);
         ``None`` picks CUDA when present.""",
     "n_jobs": """n_jobs : int, default=None
-        Number of experts fitted in parallel in each M-step (joblib);
-        ``None`` means 1 unless in a :func:`joblib.parallel_backend` context.
-        The batched linear fast path ignores it and uses BLAS threads instead.""",
+        Number of experts fitted in parallel in each M-step, through joblib
+        (:class:`sklearn.utils.parallel.Parallel`, so a
+        :func:`joblib.parallel_backend` context chooses the backend).
+        ``None`` and ``1`` fit the experts one after the other in the calling
+        process; ``-1`` uses all processors. The batched linear fast path
+        ignores it and uses BLAS threads instead.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, every restart, the experts' own
         ``random_state`` and the gate. Pass an int for reproducible fits.""",
@@ -64,7 +67,7 @@ SHARED_DOC = {
     n_experts_ : int
         Number of experts after training (lower than ``n_experts`` only if an
         expert was removed after repeatedly losing all responsibility).
-    expert_share_ : ndarray of shape (n_experts_,)
+    expert_share_ : ndarray of shape (`n_experts_`,)
         Weighted mean responsibility of each expert on the training data;
         an expert with a tiny share covers almost no samples.
     n_iter_ : int
@@ -73,15 +76,16 @@ SHARED_DOC = {
         Whether the best initialisation converged.
     log_likelihood_ : float
         EM objective of the fit: mean per-sample log-likelihood of the
-        training data minus the gate's L2 penalty.
-    log_likelihood_curve_ : ndarray of shape (n_iter_ + 1,)
+        training data minus the gate's L2 penalty (the gate's ``penalty_``,
+        which the linear gate reports; 0 for gates without it).
+    log_likelihood_curve_ : ndarray of shape (`n_iter_` + 1,)
         The objective after the initial M-step and after each iteration,
         for the best initialisation.
     log_likelihood_curves_ : list of ndarray
         The curve of every initialisation, in order.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit; only when ``X`` has string
         feature names.""",
 }

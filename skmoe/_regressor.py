@@ -60,7 +60,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     ----------
     experts_ : list of estimators
         The fitted experts.
-    noise_variance_ : ndarray of shape (n_experts_,)
+    noise_variance_ : ndarray of shape (`n_experts_`,)
         Noise variance of each expert (floored at ``1e-6`` times the variance
         of ``y``).
     %(fitted_attributes)s
@@ -72,8 +72,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     Notes
     -----
-    With ``LinearRegression`` experts every EM step is exact, so the
-    log-likelihood never decreases. Other experts (trees, boosting) make EM
+    With ``LinearRegression`` experts the expert M-step is exact and the
+    gate M-step (warm-started) raises the gate's objective, so the
+    log-likelihood does not decrease. Other experts (trees, boosting) make EM
     generalised: their weighted fit need not maximise the weighted likelihood,
     so the best iterate is kept.
 

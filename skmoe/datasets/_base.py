@@ -98,6 +98,11 @@ def load_motorcycle(*, return_X_y=False, as_frame=False):
     (data, target) : tuple if ``return_X_y`` is True
         The data and the target.
 
+    See Also
+    --------
+    make_gated_regression : Synthetic regression data from a known mixture
+        of linear experts.
+
     Notes
     -----
     Bundled from Silverman, B. W. (1985), "Some aspects of the spline

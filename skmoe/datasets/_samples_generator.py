@@ -134,6 +134,10 @@ def gated_regression_mean(X, params):
     mean : ndarray of shape (n_samples,)
         The conditional mean of ``y`` given each row of ``X``.
 
+    See Also
+    --------
+    make_gated_regression : Generate the data and the ``params`` used here.
+
     Examples
     --------
     >>> from sklearn.metrics import r2_score

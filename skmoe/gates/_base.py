@@ -35,6 +35,12 @@ GATE_METHODS = ("fit", "predict_log_proba")
 def check_gate(gate):
     """Check that ``gate`` follows the gate protocol; list what is missing.
 
+    A gate passed as ``gate=`` to the estimators needs
+    ``fit(X, resp, sample_weight=None)`` and ``predict_log_proba(X)``; this
+    is what the estimators check before fitting. It need not subclass
+    :class:`BaseGate`, but the estimators clone it, so it must offer
+    ``get_params`` as scikit-learn estimators do.
+
     Parameters
     ----------
     gate : object
@@ -44,6 +50,19 @@ def check_gate(gate):
     ------
     TypeError
         If one or more protocol methods are missing.
+
+    See Also
+    --------
+    BaseGate : Base class of the gates shipped with skmoe.
+
+    Examples
+    --------
+    >>> from skmoe.gates import LinearGate, check_gate
+    >>> check_gate(LinearGate())
+    >>> check_gate(object())
+    Traceback (most recent call last):
+        ...
+    TypeError: gate=<object object at ...> does not follow the gate protocol: ...
     """
     missing = [name for name in GATE_METHODS if not callable(getattr(gate, name, None))]
     if missing:
@@ -59,6 +78,13 @@ class BaseGate(BaseEstimator, metaclass=ABCMeta):
 
     Subclasses implement :meth:`fit` and :meth:`predict_log_proba`; this class
     adds :meth:`predict_proba` and :meth:`predict`.
+
+    See Also
+    --------
+    LinearGate : Softmax (multinomial logistic) gate.
+    MLPGate : Feed-forward softmax gate.
+    TorchGate : Softmax or MLP gate trained with PyTorch.
+    check_gate : Check that an object follows the gate protocol.
 
     Examples
     --------

@@ -4,10 +4,19 @@
 def all_estimators():
     """Return the public estimators of skmoe.
 
+    The counterpart of :func:`sklearn.utils.discovery.all_estimators` for
+    this package, e.g. to run scikit-learn's estimator checks on every skmoe
+    estimator. Gates are not listed: they are building blocks of the
+    estimators, not estimators of a task.
+
     Returns
     -------
     estimators : list of (str, type)
         ``(name, class)`` pairs, sorted by name.
+
+    See Also
+    --------
+    sklearn.utils.discovery.all_estimators : The same for scikit-learn.
 
     Examples
     --------
