@@ -41,10 +41,17 @@ def standardised_design(X, y, sample_weight, include_target):
     Z : ndarray of shape (n_samples, n_features + include_target)
         Standardised design, float64.
     """
-    Z = np.column_stack([X, y]) if include_target else np.asarray(X)
+    # One new array, standardised in place: this copy is the largest
+    # allocation of a whole fit, so no temporaries beside it.
+    if include_target:
+        Z = np.column_stack([X, y]).astype(np.float64, copy=False)
+    else:
+        Z = np.array(X, dtype=np.float64, copy=True)
     weight = sample_weight / sample_weight.sum()
     mean, scale = weighted_standardisation(Z, weight)
-    return (Z - mean) / scale
+    Z -= mean
+    Z /= scale
+    return Z
 
 
 def _canonical_order(Z):
@@ -74,8 +81,10 @@ def weighted_kmeans_plusplus(Z, sample_weight, n_clusters, rng):
     centers : ndarray of shape (n_clusters, n_features)
         Initial centres.
     """
+    # Work in the canonical order through the permutation only: no sorted
+    # copy of Z and no (n_samples, n_features) temporaries (this runs on the
+    # largest array of the fit).
     order = _canonical_order(Z)
-    Zs = Z[order]
     ws = sample_weight[order]
     draws = rng.uniform(size=n_clusters)
     centers = np.empty((n_clusters, Z.shape[1]))
@@ -88,10 +97,20 @@ def weighted_kmeans_plusplus(Z, sample_weight, n_clusters, rng):
         else:
             idx = int(np.searchsorted(cumulative, draws[c] * cumulative[-1], side="right"))
         idx = min(idx, len(ws) - 1)
-        centers[c] = Zs[idx]
-        dist = np.sum((Zs - Zs[idx]) ** 2, axis=1)
+        centers[c] = Z[order[idx]]
+        dist = _squared_distances(Z, centers[c])[order]
         closest = dist if closest is None else np.minimum(closest, dist)
     return centers
+
+
+def _squared_distances(Z, center):
+    """``||z_i - center||^2`` for every row, in row blocks (exact, no cancellation)."""
+    out = np.empty(Z.shape[0])
+    block = max(1, 2**16 // max(1, Z.shape[1]))
+    for start in range(0, Z.shape[0], block):
+        diff = Z[start : start + block] - center
+        out[start : start + block] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def _one_hot(labels, n_experts):
@@ -143,7 +162,13 @@ def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_re
             centers = weighted_kmeans_plusplus(Z, sample_weight, n_experts, rng)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate centres: handled below
-                km = KMeans(n_experts, init=centers, n_init=1, max_iter=100, random_state=seed)
+                # copy_x=False: Z is our own copy, KMeans may centre it in place.
+                # tol=0 stops when no label changes; a positive tol would make
+                # KMeans compute np.var(Z), a temporary as large as Z.
+                km = KMeans(
+                    n_experts, init=centers, n_init=1, max_iter=100, tol=0.0,
+                    random_state=seed, copy_x=False,
+                )
                 labels = km.fit_predict(Z, sample_weight=sample_weight)
             resp_T = _one_hot(labels, n_experts)
         elif init == "random":
