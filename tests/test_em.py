@@ -122,3 +122,19 @@ def test_mean_log_likelihood_weighted():
     lp = np.array([-1.0, -3.0])
     assert _em.mean_log_likelihood(lp) == -2.0
     assert _em.mean_log_likelihood(lp, np.array([3.0, 1.0])) == pytest.approx(-1.5)
+
+
+@given(_log_arrays(), st.floats(-700, 700))
+def test_fused_responsibilities_match_log_space_e_step(pair, shift):
+    # The fused E-step used by the EM loop (one exp, in place) against the
+    # plain log-sum-exp one, also with log-likelihoods far from zero.
+    log_gate, log_lik = pair
+    log_gate = log_gate - np.logaddexp.reduce(log_gate, axis=0)
+    log_resp, log_prob = _em.e_step(log_gate, log_lik + shift)
+    buffer = log_lik + shift
+    resp, fused_log_prob = _em.responsibilities(log_gate, buffer, out=buffer)
+    assert resp is buffer
+    assert np.all(np.isfinite(resp))
+    assert_allclose(resp, np.exp(log_resp), rtol=1e-10, atol=1e-300)
+    assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-12)
+    assert_allclose(fused_log_prob, log_prob, rtol=1e-12, atol=1e-10)
