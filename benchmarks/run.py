@@ -38,7 +38,7 @@ expert M
 E-step
     ``gate.predict_log_proba(X).T`` (made C-contiguous, as the estimator
     does) + ``_experts.predict_linear_experts`` + ``_em.gaussian_log_density``
-    + ``_em.e_step``, from a fitted state: the experts of the expert M-step,
+    + ``_em.responsibilities`` (the fused E-step), from a fitted state: the experts of the expert M-step,
     a ``LinearGate`` fitted to ``resp`` (one L-BFGS iteration; the cost of
     the E-step does not depend on the gate's values) and noise variances from
     ``_em.weighted_variance_update``.
@@ -158,7 +158,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_info
 
 from skmoe import MixtureOfExpertsRegressor
-from skmoe._em import e_step, gaussian_log_density, weighted_variance_update
+from skmoe._em import gaussian_log_density, responsibilities, weighted_variance_update
 from skmoe._experts import fit_linear_experts, predict_linear_experts
 from skmoe.gates import LinearGate
 
@@ -370,7 +370,7 @@ def e_step_pass(gate, experts, variance, X, y):
     log_gate_T = np.ascontiguousarray(gate.predict_log_proba(X).T, dtype=np.float64)
     mean_T = predict_linear_experts(experts, X)
     log_lik_T = gaussian_log_density(y, mean_T, variance, out=mean_T)
-    return e_step(log_gate_T, log_lik_T, out=log_lik_T)
+    return responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
 
 
 def measure_e_step(case, repeat):
