@@ -24,6 +24,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
+from .utils._threads import small_fit_threads
+
 
 def _accepts_sample_weight(estimator):
     if isinstance(estimator, Pipeline):
@@ -139,9 +141,12 @@ def fit_experts(templates, X, y, weights_T, *, sample_weight=None, n_jobs=None, 
         return weights_T[k] if sample_weight is None else weights_T[k] * sample_weight
 
     if n_jobs is None or n_jobs == 1 or len(templates) == 1:
-        return [
-            _fit_one(clone(t), X, y, weights(k), drop_zero_rows) for k, t in enumerate(templates)
-        ]
+        with small_fit_threads(X.shape[0]):
+            return [
+                _fit_one(clone(t), X, y, weights(k), drop_zero_rows)
+                for k, t in enumerate(templates)
+            ]
+    # joblib's process workers already limit their inner threads.
     return Parallel(n_jobs=n_jobs)(
         delayed(_fit_one)(clone(t), X, y, weights(k), drop_zero_rows)
         for k, t in enumerate(templates)

@@ -160,3 +160,31 @@ def test_n_expert_parameters():
     tree = DecisionTreeRegressor(max_leaf_nodes=6).fit(X, y)
     assert n_expert_parameters(tree) == 6
     assert n_expert_parameters(make_pipeline(StandardScaler(), LinearRegression()).fit(X, y)) == 5
+
+
+class _ThreadProbe(LinearRegression):
+    """Records the OpenMP thread count in force while it is fitted."""
+
+    def fit(self, X, y, sample_weight=None):
+        from threadpoolctl import threadpool_info
+
+        self.openmp_threads_ = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_small_expert_fits_use_one_openmp_thread():
+    from threadpoolctl import threadpool_info
+
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+
+    if not any(i["user_api"] == "openmp" for i in threadpool_info()):
+        pytest.skip("no OpenMP runtime loaded")
+    def openmp_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+
+    before = openmp_threads()
+    rng = np.random.RandomState(0)
+    X, y, weights = _data(rng, n=300, k=2)
+    experts = fit_experts([_ThreadProbe()] * 2, X, y, weights)
+    assert all(t == 1 for e in experts for t in e.openmp_threads_)
+    assert openmp_threads() == before  # restored after the M-step
