@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em
 from ._experts import (
@@ -23,7 +23,7 @@ from ._experts import (
 )
 from ._init import initial_responsibilities
 from .gates._base import check_gate
-from .utils._compat import HasMethods, Interval, StrOptions
+from .utils._compat import HasMethods, Interval, StrOptions, _check_sample_weight
 
 # An expert is starved when its share of the (weighted) responsibility falls
 # below this. A share, not a count of rows, so that a weight of 2 and a

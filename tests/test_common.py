@@ -51,3 +51,30 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_param_validation(name, Estimator):
     # Not part of the yielded suite; scikit-learn calls it separately too.
     check_param_validation(name, Estimator(**FAST))
+
+
+def test_private_sklearn_names_imported_in_compat_module_only():
+    # Peers broke when scikit-learn moved private helpers; keep them in one place.
+    import ast
+    from pathlib import Path
+
+    import skmoe
+
+    root = Path(skmoe.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name == "_compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sklearn"):
+                private_module = any(part.startswith("_") for part in node.module.split("."))
+                private_names = [a.name for a in node.names if a.name.startswith("_")]
+                if private_module or private_names:
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.relative_to(root)}:{node.lineno}"
+                    for a in node.names
+                    if a.name.startswith("sklearn") and any(p.startswith("_") for p in a.name.split("."))
+                ]
+    assert offenders == []

@@ -1,7 +1,7 @@
 """The one place that imports private scikit-learn names.
 
 scikit-learn's parameter-validation machinery (``_fit_context`` and the
-constraint classes) is private but stable since 1.2 and used by every
+constraint classes) and ``_check_sample_weight`` are private but stable since 1.2 and used by every
 third-party estimator that wants scikit-learn's uniform
 ``InvalidParameterError``. Peers broke when such names moved, so they are
 imported here only; if a future release moves them, this file is the single
@@ -15,5 +15,6 @@ from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
 )
+from sklearn.utils.validation import _check_sample_weight
 
-__all__ = ["HasMethods", "Hidden", "Interval", "StrOptions", "_fit_context"]
+__all__ = ["HasMethods", "Hidden", "Interval", "StrOptions", "_check_sample_weight", "_fit_context"]
