@@ -88,7 +88,11 @@ def test_whole_fit_fast_equals_generic(monkeypatch):
     rng = np.random.RandomState(1)
     X = rng.uniform(-2, 2, size=(600, 2))
     y = np.where(X[:, 0] > 0, X @ [2.0, -1.0], X @ [-1.0, 3.0]) + 0.1 * rng.randn(600)
-    kw = dict(n_experts=2, max_iter=20, tol=0, random_state=0)
+    # Run to convergence: mid-run, the gate (a few L-BFGS steps per M-step on a
+    # nearly separable problem) drifts along a flat valley of its objective,
+    # where rounding-level differences move its coefficients by ~1e-7 with
+    # the log-likelihood equal to 1e-14; at the fixed point both paths agree.
+    kw = dict(n_experts=2, max_iter=100, tol=1e-12, random_state=0)
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
