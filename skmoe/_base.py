@@ -7,6 +7,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -266,14 +267,17 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         best_converged, best_n_iter = False, 0
         for init in range(n_init):
             start = time.time()
-            if resume:
-                state = _EMState(list(self._templates), list(self.experts_), self.gate_,
-                                 getattr(self, "noise_variance_", None))
-                state.outputs_T = self._expert_outputs(state.experts, X, y_fit)
-                self._e_step(state, X, y_fit)
-            else:
-                state = self._initialize(X, y_fit, sample_weight, templates, rng)
-            state, curve, converged, n_iter = self._run_em(state, X, y_fit, sample_weight, rng)
+            # X and y are validated above: spare the gate and the experts the
+            # finite checks (a pass over X each) they would repeat every iteration.
+            with config_context(assume_finite=True):
+                if resume:
+                    state = _EMState(list(self._templates), list(self.experts_), self.gate_,
+                                     getattr(self, "noise_variance_", None))
+                    state.outputs_T = self._expert_outputs(state.experts, X, y_fit)
+                    self._e_step(state, X, y_fit)
+                else:
+                    state = self._initialize(X, y_fit, sample_weight, templates, rng)
+                state, curve, converged, n_iter = self._run_em(state, X, y_fit, sample_weight, rng)
             curves.append(np.asarray(curve))
             if self.verbose:
                 status = "converged" if converged else "did not converge"

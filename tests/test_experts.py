@@ -192,3 +192,31 @@ def test_small_expert_fits_use_one_openmp_thread():
     experts = fit_experts([_ThreadProbe()] * 2, X, y, weights)
     assert all(t == 1 for e in experts for t in e.openmp_threads_)
     assert openmp_threads() == before  # restored after the M-step
+
+
+class _ConfigProbe(LinearRegression):
+    """LinearRegression that records scikit-learn's assume_finite at each fit."""
+
+    def fit(self, X, y, sample_weight=None):
+        import sklearn
+
+        self.assume_finite_ = sklearn.get_config()["assume_finite"]
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_em_loop_skips_repeated_finite_checks_but_fit_still_validates():
+    import sklearn
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3)
+    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.randn(200)
+    moe = MixtureOfExpertsRegressor(n_experts=2, expert=_ConfigProbe(), max_iter=3, random_state=0)
+    moe.fit(X, y)
+    # Inside the EM loop the experts (and the gate) skip the finite scan ...
+    assert all(e.assume_finite_ for e in moe.experts_)
+    # ... which is restored afterwards,
+    assert sklearn.get_config()["assume_finite"] is False
+    # and fit itself still refuses non-finite input.
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        moe.fit(X, y)
