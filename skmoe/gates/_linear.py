@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._compat import Interval
 from ..utils._threads import LARGE_PRODUCT_FLOPS, blas_threads, single_blas_thread
-from ._base import BaseGate, validate_resp
+from ._base import BaseGate, log_softmax_columns, validate_resp
 
 
 def weighted_standardisation(X, weight):
@@ -219,11 +219,7 @@ class LinearGate(BaseGate):
             Log probability of each expert (a transposed view of a
             C-contiguous ``(n_experts, n_samples)`` array).
         """
-        Z = self.decision_function_T(X)
-        Z -= Z.max(axis=0)
-        with np.errstate(under="ignore"):
-            Z -= np.log(np.exp(Z).sum(axis=0))
-        return Z.T
+        return log_softmax_columns(self.decision_function_T(X)).T
 
 
 class _SoftmaxObjective:

@@ -15,12 +15,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._compat import Interval, StrOptions
-from ._base import BaseGate, validate_resp
+from ._base import BaseGate, log_softmax_columns, validate_resp
 from ._linear import weighted_standardisation
 
 ACTIVATIONS = ("tanh", "relu", "logistic")
@@ -500,8 +500,7 @@ class MLPGate(BaseGate):
                 f"expecting {self.n_features_in_} features as input."
             )
         Z = forward_logits_T(X, self.coefs_, self.intercepts_, self.activation)
-        Z -= logsumexp(Z, axis=0)
-        return Z.T
+        return log_softmax_columns(Z).T
 
 
 def _normalised_weight(sample_weight, n_samples):
@@ -561,7 +560,7 @@ class _MLPObjective:
             if layer < n_layers - 1:
                 _activate(A[layer], act)
         Z = A[-1]
-        Z -= logsumexp(Z, axis=0)  # log-softmax over experts
+        log_softmax_columns(Z)  # over experts, in place
         loss = -float(np.einsum("ki,ki,i->", self.resp_T, Z, self.weight, optimize=True))
         np.exp(Z, out=Z)
         Z -= self.resp_T
