@@ -7,6 +7,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
+from threadpoolctl import threadpool_limits
 
 from skmoe import MixtureOfExpertsRegressor, _experts
 from skmoe._experts import (
@@ -49,11 +50,13 @@ def test_fast_path_equals_generic_path(template, offset, global_random_seed):
             assert_allclose(f.singular_, s.singular_, rtol=1e-6)
 
 
-@pytest.mark.parametrize("n_features", [3, 22, 23, 40])  # both Gram layouts and their boundary
+# Both Gram kernels (GEMM up to 16 columns of [X, 1, y], SYRK above), their
+# boundary, and the threaded pass (from 25 columns).
+@pytest.mark.parametrize("n_features", [3, 14, 15, 22, 23, 40])
 def test_gram_layouts_match_direct_products(n_features):
-    # n spans several blocks of either layout, with a ragged last block.
+    # n spans several blocks of either kernel and two threads' chunks, with a ragged last block.
     rng = np.random.RandomState(n_features)
-    n, k = 2 * _experts._TRANSPOSED_BLOCK + 37, 3
+    n, k = 2 * _experts._MIN_ROWS_PER_THREAD + 37, 3
     X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=5.0)
     sample_weight = rng.uniform(0.2, 3.0, n)
     x_offset, y_offset = X.mean(axis=0), float(y.mean())
@@ -68,6 +71,21 @@ def test_gram_layouts_match_direct_products(n_features):
     for f, s in zip(fast, slow):
         assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
         assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("n_features", [10, 40])
+def test_gram_matrices_do_not_depend_on_blas_threads(n_features):
+    # One BLAS thread runs the serial pass; two split the rows between two
+    # Python threads (d=40). Same blocks, sums in another order: equal to rounding.
+    rng = np.random.RandomState(1)
+    n, k = 2 * _experts._MIN_ROWS_PER_THREAD + 101, 4
+    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=3.0)
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    grams = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            grams.append(_experts.weighted_gram_matrices(X, y, weights, x_offset, y_offset))
+    assert_allclose(grams[0], grams[1], rtol=1e-12, atol=1e-12 * np.abs(grams[0]).max())
 
 
 def test_fast_path_rank_deficient_matches_min_norm():

@@ -27,6 +27,18 @@ def _controller():
     return _CONTROLLER
 
 
+def blas_thread_count():
+    """Threads the loaded BLAS would use now (1 if no BLAS is loaded).
+
+    Returns
+    -------
+    n_threads : int
+        The largest thread count among the loaded BLAS libraries.
+    """
+    blas = [info for info in _controller().info() if info.get("user_api") == "blas"]
+    return max((info["num_threads"] for info in blas), default=1)
+
+
 @contextlib.contextmanager
 def single_blas_thread():
     """Run the block with one BLAS thread; yield the previous thread count.
