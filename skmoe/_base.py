@@ -24,6 +24,7 @@ from ._experts import (
 )
 from ._init import initial_responsibilities
 from .gates._base import check_gate
+from .gates._linear import LinearGate
 from .utils._compat import HasMethods, Interval, StrOptions, _check_sample_weight
 
 # An expert is starved when its share of the (weighted) responsibility falls
@@ -58,6 +59,7 @@ class _EMState:
         self.resp_T = None  # responsibilities of the last E-step, (n_experts, n_samples)
         self.log_prob = None
         self.objective = -np.inf
+        self.gate_constants = None  # LinearGate._prepare(X, sample_weight), once per run
 
     def snapshot(self):
         """Copy of what a later iteration could overwrite (experts are new objects each M-step)."""
@@ -232,8 +234,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 hidden_layer_sizes=hidden, alpha=self.gate_alpha, device=self.device, random_state=seed
             )
         if self.gate == "linear":
-            from .gates._linear import LinearGate
-
             return LinearGate(alpha=self.gate_alpha, max_iter=_GATE_ITER_PER_M_STEP)
         from .gates._mlp import MLPGate
 
@@ -326,7 +326,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             )
         state.outputs_T = self._expert_outputs(state.experts, X, y)
         self._update_task_parameters(state, y, resp_T, sample_weight)
-        state.gate.fit(X, resp_T.T, sample_weight=sample_weight)
+        if type(state.gate) is LinearGate:
+            # The built-in gate's weights and standardisation depend on X and
+            # sample_weight only: computed once per run, not in every M-step;
+            # resp_T is already in the gate's layout, its columns sum to one.
+            if state.gate_constants is None:
+                state.gate_constants = LinearGate._prepare(X, sample_weight)
+            state.gate._fit_prepared(X, resp_T, *state.gate_constants)
+        else:
+            state.gate.fit(X, resp_T.T, sample_weight=sample_weight)
 
     def _log_gate_T(self, gate, X):
         log_gate_T = np.ascontiguousarray(gate.predict_log_proba(X).T, dtype=np.float64)

@@ -132,16 +132,36 @@ class LinearGate(BaseGate):
         """
         self._validate_params()
         X = check_array(X, dtype=[np.float64, np.float32])
-        n_samples, n_features = X.shape
-        resp_T = validate_resp(resp, n_samples)
-        n_experts = resp_T.shape[0]
+        resp_T = validate_resp(resp, X.shape[0])
+        return self._fit_prepared(X, resp_T, *self._prepare(X, sample_weight))
+
+    @staticmethod
+    def _prepare(X, sample_weight):
+        """The data-dependent constants of a fit: normalised weights, feature mean and scale.
+
+        The EM loop computes them once per run and passes them to
+        :meth:`_fit_prepared` in every M-step (same ``X``, same weights): two
+        passes over ``X`` saved per EM iteration.
+        """
+        n_samples = X.shape[0]
         if sample_weight is None:
             weight = np.full(n_samples, 1.0 / n_samples)
         else:
             weight = np.asarray(sample_weight, dtype=np.float64)
             weight = weight / weight.sum()
         mean, scale = weighted_standardisation(X, weight)
+        return weight, mean, scale
 
+    def _fit_prepared(self, X, resp_T, weight, mean, scale):
+        """:meth:`fit` on validated input.
+
+        ``X`` is a validated float array, ``resp_T`` a C-contiguous float64
+        ``(n_experts, n_samples)`` array whose columns sum to one, and
+        ``weight, mean, scale`` come from :meth:`_prepare` on the same ``X``
+        and sample weights.
+        """
+        n_samples, n_features = X.shape
+        n_experts = resp_T.shape[0]
         warm = (
             hasattr(self, "coef_")
             and self.coef_.shape == (n_experts, n_features)

@@ -111,6 +111,30 @@ def test_layout_for_the_em_loop():
     assert_allclose(np.exp(log_proba).sum(axis=1), 1.0)
 
 
+class _PublicFitLinearGate(LinearGate):
+    """A LinearGate the EM loop treats as any custom gate: it calls the public ``fit``."""
+
+
+def test_em_loop_fast_gate_path_equals_public_fit():
+    # The EM loop prepares the built-in gate's weights and standardisation once
+    # per run and skips the validation of its own responsibilities; a whole
+    # fit through the public fit (same gate, another type) must be the same.
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.datasets import make_gated_regression
+
+    X, y, _ = make_gated_regression(n_samples=600, n_features=3, n_experts=3, random_state=0)
+    sample_weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    fits = []
+    for gate in (LinearGate(max_iter=5), _PublicFitLinearGate(max_iter=5)):
+        moe = MixtureOfExpertsRegressor(n_experts=3, gate=gate, max_iter=30, tol=0, random_state=0)
+        fits.append(moe.fit(X * 100.0 + 7.0, y, sample_weight=sample_weight))
+    fast, public = fits
+    assert type(fast.gate_) is LinearGate and type(public.gate_) is _PublicFitLinearGate
+    assert_allclose(fast.log_likelihood_curve_, public.log_likelihood_curve_, rtol=1e-10)
+    assert_allclose(fast.gate_.coef_, public.gate_.coef_, rtol=1e-8, atol=1e-12)
+    assert_allclose(fast.gate_.intercept_, public.gate_.intercept_, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("params", [{"alpha": -1.0}, {"max_iter": 0}, {"tol": -1.0}])
 def test_invalid_parameters(params):
     X, resp, _ = _soft_problem(n=20)
