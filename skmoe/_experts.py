@@ -193,19 +193,28 @@ def supports_fast_path(templates):
 # ``[X - x_offset, 1, y - y_offset]``: the weighting then runs along the long,
 # contiguous axis (a row-major block makes it a loop of length p over a
 # broadcast, measured 1.2-1.6x slower at d=50), and the block stays in cache
-# while every expert's matrix is updated from it. Measured at n=1e4-1e5 on
-# two cores (ratios to the GEMM floor, k times ``X.T @ X``):
+# while every expert's matrix is updated from it. Three kernels, chosen by
+# measurement at n=1e4-1e6 on two cores (ratios to the GEMM floor, k times
+# ``X.T @ X``):
 #
-# * up to _GEMM_MAX_COLUMNS columns each expert's matrix is the GEMM
-#   ``(w_k Z^T) Z`` (d=10: 1.5-1.8x, SYRK 1.9-2.0x: p is too small for
-#   SYRK to run near peak); above, the SYRK ``(sqrt(w_k) Z^T)(sqrt(w_k) Z^T)^T``,
-#   half the flops for one square root per weight (d=15: 1.4-1.5x, GEMM 1.7-1.8x);
-# * from _THREADED_MIN_COLUMNS columns on, with at least _MIN_ROWS_PER_THREAD
-#   rows per thread, one chunk of rows per BLAS thread (d=30-100: 0.7-1.0x,
-#   serial 1.4-1.8x); narrower blocks gain nothing from threads (d=10-20:
+# * "pairs" (p <= _SMALL_MAX_COLUMNS and p + 1 <= 2k): the p(p+1)/2 products
+#   ``z_a * z_b`` of a block, then one GEMM ``W @ P^T`` gives the upper
+#   triangle of every expert's matrix at once: p(p+1)/2 multiplies per row
+#   instead of k*p, and one well-shaped product instead of k tiny ones
+#   (k=16, d=5-14: 0.55-0.76x, "gemm" 1.3-1.7x; at k=4, d=10 it loses, 1.9-2.5x);
+# * "gemm" (other p <= _SMALL_MAX_COLUMNS): per expert ``(w_k Z^T) Z``
+#   (d=10, k=4: 1.3-1.7x; SYRK 1.9-2.0x: p is too small for SYRK to run near peak);
+# * "syrk" (wider): per expert ``(sqrt(w_k) Z^T)(sqrt(w_k) Z^T)^T``, half the
+#   flops for one square root per weight (d=15: 1.4-1.5x, GEMM 1.7-1.8x); from
+#   _THREADED_MIN_COLUMNS columns on, with at least _MIN_ROWS_PER_THREAD rows
+#   per thread, one chunk of rows per BLAS thread (d=30-100: 0.7-1.0x, serial
+#   1.4-1.8x); narrower blocks gain nothing from threads (d=10-20:
 #   memory-bound elementwise work).
-_GEMM_MAX_COLUMNS = 16
+_SMALL_MAX_COLUMNS = 16
 _GEMM_BLOCK = 4096
+# Elements of one "pairs" block of products (4 MiB of float64): 6,721 rows at
+# d=10; 4,096-8,192 rows measured best.
+_PAIRS_BLOCK_ELEMENTS = 2**19
 # Elements of one SYRK block (512 KiB of float64: it and its weighted copy
 # stay in L2); 1,260 rows at d=50, measured best at 1,000-2,000.
 _SYRK_BLOCK_ELEMENTS = 2**16
@@ -213,10 +222,13 @@ _THREADED_MIN_COLUMNS = 25
 _MIN_ROWS_PER_THREAD = 4096
 
 
-def _gram_block_rows(p):
-    if p <= _GEMM_MAX_COLUMNS:
-        return _GEMM_BLOCK
-    return int(max(256, _SYRK_BLOCK_ELEMENTS // p))
+def _gram_kernel(p, n_experts):
+    """Which Gram kernel serves ``p`` columns and ``n_experts`` experts, and its block rows."""
+    if p > _SMALL_MAX_COLUMNS:
+        return "syrk", int(max(256, _SYRK_BLOCK_ELEMENTS // p))
+    if p + 1 <= 2 * n_experts:
+        return "pairs", int(min(8192, _PAIRS_BLOCK_ELEMENTS // (p * (p + 1) // 2)))
+    return "gemm", _GEMM_BLOCK
 
 
 def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
@@ -229,8 +241,8 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
     BLAS (NumPy and BLAS release the GIL): the small per-block products scale
     far better this way than through BLAS's own threads, and the elementwise
     weighting runs in parallel too (measured at n=1e5, d=50, two cores: 1.9x
-    faster than the serial pass). The partial sums are added in chunk order, so a
-    result depends only on the data and the thread count.
+    faster than the serial pass). The partial sums are added in chunk order,
+    so a result depends only on the data and the thread count.
 
     Parameters
     ----------
@@ -254,14 +266,15 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
         ``Z^T diag(w_k) Z`` for every expert, float64 and exactly symmetric.
     """
     n_samples, n_features = X.shape
-    args = (X, y, weights_T, x_offset, y_offset, sample_weight)
+    p = n_features + 2
+    kernel, block = _gram_kernel(p, weights_T.shape[0])
+    args = (X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block)
     n_threads = 1
-    if n_features + 2 >= _THREADED_MIN_COLUMNS:
+    if p >= _THREADED_MIN_COLUMNS:
         n_threads = min(blas_thread_count(), n_samples // _MIN_ROWS_PER_THREAD)
     if n_threads <= 1:
         gram = _gram_chunk(*args, 0, n_samples)
     else:
-        block = _gram_block_rows(n_features + 2)
         # Chunk bounds on block multiples: the same blocks as the serial pass.
         n_blocks = -(-n_samples // block)
         bounds = [min(n_samples, block * (n_blocks * i // n_threads)) for i in range(n_threads + 1)]
@@ -270,25 +283,40 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
         gram = parts[0]
         for part in parts[1:]:
             gram += part
-    if n_features + 2 <= _GEMM_MAX_COLUMNS:
+    if kernel == "pairs":
+        upper = gram
+        gram = np.empty((weights_T.shape[0], p, p))
+        rows, cols = np.triu_indices(p)
+        gram[:, rows, cols] = upper
+        gram[:, cols, rows] = upper
+    elif kernel == "gemm":
         # The GEMM's product is not exactly symmetric in floating point; SYRK's is.
         gram += gram.transpose(0, 2, 1)
         gram *= 0.5
     return gram
 
 
-def _gram_chunk(X, y, weights_T, x_offset, y_offset, sample_weight, start, stop):
-    """Gram matrices of rows ``start:stop`` (GEMM ones not yet symmetrised)."""
+def _gram_chunk(X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block, start, stop):
+    """Gram matrices of rows ``start:stop`` (see ``_gram_kernel``).
+
+    Returns the ``(n_experts, p * (p + 1) // 2)`` upper triangles (row by
+    row) for the "pairs" kernel, ``(n_experts, p, p)`` matrices otherwise,
+    not yet symmetrised for the "gemm" kernel.
+    """
     n_features = X.shape[1]
     n_experts = weights_T.shape[0]
     p = n_features + 2
-    syrk = p > _GEMM_MAX_COLUMNS
-    gram = np.zeros((n_experts, p, p))
-    block = _gram_block_rows(p)
     size = min(block, max(stop - start, 1))
     ZTb = np.empty((p, size))
-    STb = np.empty((p, size))
     wb = np.empty((n_experts, size))
+    if kernel == "pairs":
+        # Row a of the upper triangle, columns a..p-1, starts at offset[a].
+        offset = np.concatenate([[0], np.cumsum(np.arange(p, 0, -1))])
+        gram = np.zeros((n_experts, offset[-1]))
+        Pb = np.empty((offset[-1], size))
+    else:
+        gram = np.zeros((n_experts, p, p))
+        STb = np.empty((p, size))
     for lo in range(start, stop, block):
         hi = min(lo + block, stop)
         m = hi - lo
@@ -299,12 +327,18 @@ def _gram_chunk(X, y, weights_T, x_offset, y_offset, sample_weight, start, stop)
         w = weights_T[:, lo:hi]
         if sample_weight is not None:
             w = np.multiply(w, sample_weight[lo:hi], out=wb[:, :m])
-        if syrk:
+        if kernel == "pairs":
+            P = Pb[:, :m]
+            for a in range(p):
+                np.multiply(ZT[a], ZT[a:], out=P[offset[a] : offset[a + 1]])
+            gram += w @ P.T
+            continue
+        if kernel == "syrk":
             w = np.sqrt(w, out=wb[:, :m])
         ST = STb[:, :m]
         for k in range(n_experts):
             np.multiply(ZT, w[k], out=ST)
-            if syrk:
+            if kernel == "syrk":
                 gram[k] += ST @ ST.T  # SYRK: half the flops of a general product
             else:
                 gram[k] += ST @ ZT.T

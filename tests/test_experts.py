@@ -50,13 +50,17 @@ def test_fast_path_equals_generic_path(template, offset, global_random_seed):
             assert_allclose(f.singular_, s.singular_, rtol=1e-6)
 
 
-# Both Gram kernels (GEMM up to 16 columns of [X, 1, y], SYRK above), their
-# boundary, and the threaded pass (from 25 columns).
-@pytest.mark.parametrize("n_features", [3, 14, 15, 22, 23, 40])
-def test_gram_layouts_match_direct_products(n_features):
-    # n spans several blocks of either kernel and two threads' chunks, with a ragged last block.
+# Every Gram kernel and its boundaries: "pairs" (up to 16 columns of [X, 1, y]
+# and p + 1 <= 2k), "gemm" (other narrow ones), "syrk" (wider), and the
+# threaded pass (from 25 columns).
+@pytest.mark.parametrize(
+    "n_features, k",
+    [(3, 3), (10, 4), (10, 6), (10, 16), (14, 8), (14, 9), (15, 3), (22, 3), (23, 3), (40, 3)],
+)
+def test_gram_layouts_match_direct_products(n_features, k):
+    # n spans several blocks of every kernel and two threads' chunks, with a ragged last block.
     rng = np.random.RandomState(n_features)
-    n, k = 2 * _experts._MIN_ROWS_PER_THREAD + 37, 3
+    n = 2 * _experts._MIN_ROWS_PER_THREAD + 37
     X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=5.0)
     sample_weight = rng.uniform(0.2, 3.0, n)
     x_offset, y_offset = X.mean(axis=0), float(y.mean())
