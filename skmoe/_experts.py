@@ -197,12 +197,13 @@ def supports_fast_path(templates):
 # measurement at n=1e4-1e6 on two cores (ratios to the GEMM floor, k times
 # ``X.T @ X``):
 #
-# * "pairs" (p <= _SMALL_MAX_COLUMNS and p + 1 <= 2k): the p(p+1)/2 products
+# * "pairs" (p <= _PAIRS_MAX_COLUMNS and p + 1 <= 2k): the p(p+1)/2 products
 #   ``z_a * z_b`` of a block, then one GEMM ``W @ P^T`` gives the upper
 #   triangle of every expert's matrix at once: p(p+1)/2 multiplies per row
 #   instead of k*p, and one well-shaped product instead of k tiny ones
-#   (k=16, d=5-14: 0.55-0.76x, "gemm" 1.3-1.7x; at k=4, d=10 it loses, 1.9-2.5x);
-# * "gemm" (other p <= _SMALL_MAX_COLUMNS): per expert ``(w_k Z^T) Z``
+#   (k=16, d=5-14: 0.47-0.87x, "gemm" 1.1-1.8x; d=15-22: 0.65-1.1x, "syrk"
+#   1.4-1.9x; it loses where p + 1 > 2k: k=4, d=10 1.9-2.5x, k=8, d=20 2.3x);
+# * "gemm" (other p <= _GEMM_MAX_COLUMNS): per expert ``(w_k Z^T) Z``
 #   (d=10, k=4: 1.3-1.7x; SYRK 1.9-2.0x: p is too small for SYRK to run near peak);
 # * "syrk" (wider): per expert ``(sqrt(w_k) Z^T)(sqrt(w_k) Z^T)^T``, half the
 #   flops for one square root per weight (d=15: 1.4-1.5x, GEMM 1.7-1.8x); from
@@ -210,7 +211,8 @@ def supports_fast_path(templates):
 #   per thread, one chunk of rows per BLAS thread (d=30-100: 0.7-1.0x, serial
 #   1.4-1.8x); narrower blocks gain nothing from threads (d=10-20:
 #   memory-bound elementwise work).
-_SMALL_MAX_COLUMNS = 16
+_PAIRS_MAX_COLUMNS = 24
+_GEMM_MAX_COLUMNS = 16
 _GEMM_BLOCK = 4096
 # Elements of one "pairs" block of products (4 MiB of float64): 6,721 rows at
 # d=10; 4,096-8,192 rows measured best.
@@ -224,11 +226,11 @@ _MIN_ROWS_PER_THREAD = 4096
 
 def _gram_kernel(p, n_experts):
     """Which Gram kernel serves ``p`` columns and ``n_experts`` experts, and its block rows."""
-    if p > _SMALL_MAX_COLUMNS:
-        return "syrk", int(max(256, _SYRK_BLOCK_ELEMENTS // p))
-    if p + 1 <= 2 * n_experts:
+    if p <= _PAIRS_MAX_COLUMNS and p + 1 <= 2 * n_experts:
         return "pairs", int(min(8192, _PAIRS_BLOCK_ELEMENTS // (p * (p + 1) // 2)))
-    return "gemm", _GEMM_BLOCK
+    if p <= _GEMM_MAX_COLUMNS:
+        return "gemm", _GEMM_BLOCK
+    return "syrk", int(max(256, _SYRK_BLOCK_ELEMENTS // p))
 
 
 def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):

@@ -50,12 +50,13 @@ def test_fast_path_equals_generic_path(template, offset, global_random_seed):
             assert_allclose(f.singular_, s.singular_, rtol=1e-6)
 
 
-# Every Gram kernel and its boundaries: "pairs" (up to 16 columns of [X, 1, y]
-# and p + 1 <= 2k), "gemm" (other narrow ones), "syrk" (wider), and the
-# threaded pass (from 25 columns).
+# Every Gram kernel and its boundaries: "pairs" (up to 24 columns of [X, 1, y]
+# and p + 1 <= 2k), "gemm" (other ones up to 16 columns), "syrk" (the rest),
+# and the threaded pass (from 25 columns).
 @pytest.mark.parametrize(
     "n_features, k",
-    [(3, 3), (10, 4), (10, 6), (10, 16), (14, 8), (14, 9), (15, 3), (22, 3), (23, 3), (40, 3)],
+    [(3, 3), (10, 4), (10, 6), (10, 16), (14, 8), (14, 9), (15, 3), (20, 11), (20, 12),
+     (22, 3), (22, 13), (23, 3), (23, 16), (40, 3)],
 )
 def test_gram_layouts_match_direct_products(n_features, k):
     # n spans several blocks of every kernel and two threads' chunks, with a ragged last block.
