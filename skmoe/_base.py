@@ -1,5 +1,6 @@
 """Shared engine of the mixture-of-experts estimators: parameters, EM driver, introspection."""
 
+import contextlib
 import copy
 import time
 import warnings
@@ -26,6 +27,7 @@ from ._init import initial_responsibilities
 from .gates._base import check_gate
 from .gates._linear import LinearGate
 from .utils._compat import HasMethods, Interval, StrOptions, _check_sample_weight
+from .utils._threads import row_parallel
 
 # An expert is starved when its share of the (weighted) responsibility falls
 # below this. A share, not a count of rows, so that a weight of 2 and a
@@ -271,7 +273,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             start = time.time()
             # X and y are validated above: spare the gate and the experts the
             # finite checks (a pass over X each) they would repeat every iteration.
-            with config_context(assume_finite=True):
+            with config_context(assume_finite=True), self._em_threads():
                 if resume:
                     state = _EMState(list(self._templates), list(self.experts_), self.gate_,
                                      getattr(self, "noise_variance_", None))
@@ -300,6 +302,20 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             )
         self._set_fitted_state(best, best_curve, curves, best_converged, best_n_iter, sample_weight)
         return self
+
+    def _em_threads(self):
+        """Threading of the EM loop (see ``utils/_threads.py``).
+
+        With linear experts and the built-in linear gate every large pass
+        (Gram matrices, gate objective, logits, predictions) splits its rows
+        over a :class:`~skmoe.utils._threads.RowPool` and BLAS runs
+        single-threaded for the whole loop, so that no spinning BLAS worker
+        competes with the pool's threads. Other experts and gates keep BLAS's
+        own threads.
+        """
+        if self._use_fast_path and self.backend == "numpy" and isinstance(self.gate, str) and self.gate == "linear":
+            return row_parallel()
+        return contextlib.nullcontext()
 
     def _initialize(self, X, y, sample_weight, templates, rng):
         """First responsibilities from ``init``, then an M-step and an E-step."""

@@ -15,7 +15,6 @@ Two ways to run the expert M-step:
 
 import inspect
 import numbers
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import linalg
@@ -25,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
-from .utils._threads import blas_thread_count, single_blas_thread, small_fit_threads
+from .utils._threads import matmul_rows_T, row_parallel, small_fit_threads
 
 
 def _accepts_sample_weight(estimator):
@@ -271,20 +270,16 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
     p = n_features + 2
     kernel, block = _gram_kernel(p, weights_T.shape[0])
     args = (X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block)
-    n_threads = 1
-    if p >= _THREADED_MIN_COLUMNS:
-        n_threads = min(blas_thread_count(), n_samples // _MIN_ROWS_PER_THREAD)
-    if n_threads <= 1:
-        gram = _gram_chunk(*args, 0, n_samples)
-    else:
-        # Chunk bounds on block multiples: the same blocks as the serial pass.
-        n_blocks = -(-n_samples // block)
-        bounds = [min(n_samples, block * (n_blocks * i // n_threads)) for i in range(n_threads + 1)]
-        with single_blas_thread(), ThreadPoolExecutor(max_workers=n_threads) as pool:
-            parts = list(pool.map(lambda i: _gram_chunk(*args, bounds[i], bounds[i + 1]), range(n_threads)))
-        gram = parts[0]
-        for part in parts[1:]:
-            gram += part
+    with row_parallel() as pool:
+        if p >= _THREADED_MIN_COLUMNS:
+            # Chunk bounds on block multiples: the same blocks as the serial pass.
+            bounds = pool.bounds(n_samples, block=block, min_rows=_MIN_ROWS_PER_THREAD)
+        else:
+            bounds = [(0, n_samples)]
+        parts = pool.map(lambda start, stop: _gram_chunk(*args, start, stop), bounds)
+    gram = parts[0]
+    for part in parts[1:]:
+        gram += part
     if kernel == "pairs":
         upper = gram
         gram = np.empty((weights_T.shape[0], p, p))
@@ -466,7 +461,7 @@ def predict_linear_experts(experts, X, out=None):
     intercept = np.array([float(np.ravel(e.intercept_)[0]) for e in experts])
     # Written straight into the (n_experts, n_samples) layout: measured faster
     # than X @ coef.T followed by a transposed copy.
-    out = np.matmul(coef, X.T, out=out)
+    out = matmul_rows_T(coef, X, out=out)
     out += intercept.astype(out.dtype)[:, None]
     return out
 

@@ -138,3 +138,32 @@ def test_fused_responsibilities_match_log_space_e_step(pair, shift):
     assert_allclose(resp, np.exp(log_resp), rtol=1e-10, atol=1e-300)
     assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-12)
     assert_allclose(fused_log_prob, log_prob, rtol=1e-12, atol=1e-10)
+
+
+def test_em_loop_with_row_threads_equals_single_thread_fit():
+    # With linear experts and the linear gate, the EM loop splits its passes
+    # over the rows between threads (one per BLAS thread, BLAS itself
+    # single-threaded). One thread or two: the same fit, up to summation order.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.datasets import make_gated_regression
+    from skmoe.utils._threads import active_row_pool
+
+    X, y, _ = make_gated_regression(n_samples=9000, n_features=30, n_experts=3, random_state=0)
+    fits = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            moe = MixtureOfExpertsRegressor(n_experts=3, max_iter=15, tol=0, random_state=0)
+            fits.append(moe.fit(X, y))
+    assert active_row_pool() is None  # the region ends with the fit
+    one, two = fits
+    assert_allclose(one.log_likelihood_curve_, two.log_likelihood_curve_, rtol=1e-9)
+    for a, b in zip(one.experts_, two.experts_):
+        assert_allclose(a.coef_, b.coef_, rtol=1e-7, atol=1e-9)
+    assert_allclose(one.gate_.coef_, two.gate_.coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(one.predict(X), two.predict(X), rtol=1e-8, atol=1e-8)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.optimize import check_grad
+from threadpoolctl import threadpool_limits
 
 from skmoe.gates import LinearGate
 from skmoe.gates._linear import _SoftmaxObjective, weighted_standardisation
@@ -37,6 +38,35 @@ def test_gradient_matches_finite_differences():
     grad = objective(theta)[1]
     error = check_grad(lambda t: objective(t)[0], lambda t: objective(t)[1], theta)
     assert error / np.linalg.norm(grad) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blocked_threaded_objective_matches_dense_formula(dtype):
+    # Several blocks per chunk (d=200: 1,310-row blocks) and two chunks in two
+    # threads, against the loss and gradient written densely in a few lines.
+    from skmoe.utils._threads import row_parallel
+
+    rng = np.random.RandomState(1)
+    n, d, k, alpha = 9001, 200, 3, 0.05
+    X = (rng.randn(n, d) + rng.randn(d)).astype(dtype)
+    resp_T = rng.dirichlet(np.ones(k), n).T.copy()
+    weight = rng.rand(n)
+    weight /= weight.sum()
+    mean, scale = weighted_standardisation(X, weight)
+    theta = 0.1 * rng.randn(k * d + k)
+    Ws, b = theta[: k * d].reshape(k, d), theta[k * d :]
+    Z = (X.astype(np.float64) - mean) / scale @ Ws.T + b
+    log_p = Z - np.log(np.exp(Z - Z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - Z.max(axis=1, keepdims=True)
+    loss = -np.sum(weight[:, None] * resp_T.T * log_p) + 0.5 * alpha * np.sum(Ws**2)
+    G = weight[:, None] * (np.exp(log_p) - resp_T.T)
+    grad = np.concatenate([(G.T @ ((X - mean) / scale) + alpha * Ws).ravel(), G.sum(axis=0)])
+    with threadpool_limits(limits=2, user_api="blas"), row_parallel() as pool:
+        objective = _SoftmaxObjective(X, resp_T, weight, mean, scale, alpha, pool)
+        assert len(objective.bounds) == pool.n_threads and objective.block < n / 4
+        got_loss, got_grad = objective(theta)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_allclose(got_loss, loss, rtol=rtol)
+    assert_allclose(got_grad, grad, rtol=rtol, atol=rtol * np.abs(grad).max())
 
 
 def test_recovers_known_softmax_gate():
