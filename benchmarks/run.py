@@ -36,6 +36,9 @@ GEMM floor
     equations need at least.
 expert M
     ``_experts.fit_linear_experts([LinearRegression()] * k, X, y, weights_T)``.
+    Expert M, E-step and gate M run as in the estimator's EM loop: inside
+    ``utils._threads.row_parallel()`` (BLAS single-threaded, the passes over
+    the rows split over one Python thread per former BLAS thread).
 E-step
     ``gate.predict_log_proba(X).T`` (made C-contiguous, as the estimator
     does) + ``_experts.predict_linear_experts`` + ``_em.gaussian_log_density``
@@ -175,6 +178,7 @@ from skmoe import MixtureOfExpertsRegressor
 from skmoe._em import gaussian_log_density, responsibilities, weighted_variance_update
 from skmoe._experts import fit_linear_experts, predict_linear_experts
 from skmoe.gates import LinearGate
+from skmoe.utils._threads import row_parallel
 
 from skmoe.datasets import make_gated_regression
 
@@ -364,7 +368,8 @@ def measure_gemm_floor(case, repeat):
 
 def measure_expert_m(case, repeat):
     templates = [LinearRegression()] * case.k
-    seconds, _ = best_of(lambda: fit_linear_experts(templates, case.X, case.y, case.weights_T), repeat)
+    with row_parallel():
+        seconds, _ = best_of(lambda: fit_linear_experts(templates, case.X, case.y, case.weights_T), repeat)
     return {"expert_m": seconds}
 
 
@@ -383,7 +388,8 @@ def measure_e_step(case, repeat):
     variance = weighted_variance_update(y, mean_T, case.weights_T, np.ones(case.n), 1e-6 * np.var(y))
     del mean_T
     gate = LinearGate(alpha=1e-4, max_iter=1).fit(X, case.resp)
-    seconds, _ = best_of(lambda: e_step_pass(gate, experts, variance, X, y), repeat)
+    with row_parallel():
+        seconds, _ = best_of(lambda: e_step_pass(gate, experts, variance, X, y), repeat)
     return {"e_step": seconds}
 
 
