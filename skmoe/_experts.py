@@ -196,20 +196,26 @@ def supports_fast_path(templates):
 # measurement at n=1e4-1e6 on two cores (ratios to the GEMM floor, k times
 # ``X.T @ X``):
 #
-# * "pairs" (p <= _PAIRS_MAX_COLUMNS and p + 1 <= 2k): the p(p+1)/2 products
+# * "pairs" (p <= _PAIRS_MAX_COLUMNS and p <= 3k - 2): the p(p+1)/2 products
 #   ``z_a * z_b`` of a block, then one GEMM ``W @ P^T`` gives the upper
 #   triangle of every expert's matrix at once: p(p+1)/2 multiplies per row
 #   instead of k*p, and one well-shaped product instead of k tiny ones
 #   (k=16, d=5-14: 0.47-0.87x, "gemm" 1.1-1.8x; d=15-22: 0.65-1.1x, "syrk"
-#   1.4-1.9x; it loses where p + 1 > 2k: k=4, d=10 1.9-2.5x, k=8, d=20 2.3x);
+#   1.4-1.9x). Against the other kernels, both run the same way (two row
+#   threads, n=1e5-1e6): d=14, k=6-8 0.5-0.7x; d=20, k=8 0.7x; at the
+#   boundary about 1.0x (d=10, k=6; d=14, k=4); beyond it slower (d=10,
+#   k=4 1.5x; d=20, k=4 1.2x; k=2 2.1-2.3x);
 # * "gemm" (other p <= _GEMM_MAX_COLUMNS): per expert ``(w_k Z^T) Z``
 #   (d=10, k=4: 1.3-1.7x; SYRK 1.9-2.0x: p is too small for SYRK to run near peak);
 # * "syrk" (wider): per expert ``(sqrt(w_k) Z^T)(sqrt(w_k) Z^T)^T``, half the
-#   flops for one square root per weight (d=15: 1.4-1.5x, GEMM 1.7-1.8x); from
-#   _THREADED_MIN_COLUMNS columns on, with at least _MIN_ROWS_PER_THREAD rows
-#   per thread, one chunk of rows per BLAS thread (d=30-100: 0.7-1.0x, serial
-#   1.4-1.8x); narrower blocks gain nothing from threads (d=10-20:
-#   memory-bound elementwise work).
+#   flops for one square root per weight (d=15: 1.4-1.5x, GEMM 1.7-1.8x).
+#
+# Every kernel splits the rows into one chunk per thread of the RowPool
+# (utils/_threads.py) from _THREADED_MIN_COLUMNS columns on with at least
+# _MIN_ROWS_PER_THREAD rows per thread (d=30-100: 0.7-1.0x, serial 1.4-1.8x),
+# narrower ones from _MIN_ROWS_PER_THREAD_NARROW rows per thread (measured
+# with single-threaded BLAS, two threads against one: 0.5-1.0x the time at
+# n=1e5-1e6, d=5-20; at n=1e4 up to 1.3x, too little work per thread).
 _PAIRS_MAX_COLUMNS = 24
 _GEMM_MAX_COLUMNS = 16
 _GEMM_BLOCK = 4096
@@ -221,11 +227,12 @@ _PAIRS_BLOCK_ELEMENTS = 2**19
 _SYRK_BLOCK_ELEMENTS = 2**16
 _THREADED_MIN_COLUMNS = 25
 _MIN_ROWS_PER_THREAD = 4096
+_MIN_ROWS_PER_THREAD_NARROW = 16384
 
 
 def _gram_kernel(p, n_experts):
     """Which Gram kernel serves ``p`` columns and ``n_experts`` experts, and its block rows."""
-    if p <= _PAIRS_MAX_COLUMNS and p + 1 <= 2 * n_experts:
+    if p <= _PAIRS_MAX_COLUMNS and p <= 3 * n_experts - 2:
         return "pairs", int(min(8192, _PAIRS_BLOCK_ELEMENTS // (p * (p + 1) // 2)))
     if p <= _GEMM_MAX_COLUMNS:
         return "gemm", _GEMM_BLOCK
@@ -237,13 +244,13 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
 
     One pass over the data in row blocks; every expert's matrix is updated
     from the same block while it is in cache. With more than one BLAS thread
-    and enough rows and columns, the rows are split into one contiguous chunk
-    per thread and the chunks run in parallel threads with single-threaded
-    BLAS (NumPy and BLAS release the GIL): the small per-block products scale
-    far better this way than through BLAS's own threads, and the elementwise
-    weighting runs in parallel too (measured at n=1e5, d=50, two cores: 1.9x
-    faster than the serial pass). The partial sums are added in chunk order,
-    so a result depends only on the data and the thread count.
+    and enough rows, the rows are split into one contiguous chunk per thread
+    and the chunks run in parallel threads with single-threaded BLAS (NumPy
+    and BLAS release the GIL; see ``utils/_threads.py``): the small per-block
+    products scale far better this way than through BLAS's own threads, and
+    the elementwise weighting runs in parallel too (measured at n=1e5, d=50,
+    two cores: 1.9x faster than the serial pass). The partial sums are added
+    in chunk order, so a result depends only on the data and the thread count.
 
     Parameters
     ----------
@@ -271,11 +278,9 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
     kernel, block = _gram_kernel(p, weights_T.shape[0])
     args = (X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block)
     with row_parallel() as pool:
-        if p >= _THREADED_MIN_COLUMNS:
-            # Chunk bounds on block multiples: the same blocks as the serial pass.
-            bounds = pool.bounds(n_samples, block=block, min_rows=_MIN_ROWS_PER_THREAD)
-        else:
-            bounds = [(0, n_samples)]
+        min_rows = _MIN_ROWS_PER_THREAD if p >= _THREADED_MIN_COLUMNS else _MIN_ROWS_PER_THREAD_NARROW
+        # Chunk bounds on block multiples: the same blocks as the serial pass.
+        bounds = pool.bounds(n_samples, block=block, min_rows=min_rows)
         parts = pool.map(lambda start, stop: _gram_chunk(*args, start, stop), bounds)
     gram = parts[0]
     for part in parts[1:]:

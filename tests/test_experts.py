@@ -51,12 +51,12 @@ def test_fast_path_equals_generic_path(template, offset, global_random_seed):
 
 
 # Every Gram kernel and its boundaries: "pairs" (up to 24 columns of [X, 1, y]
-# and p + 1 <= 2k), "gemm" (other ones up to 16 columns), "syrk" (the rest),
+# and p <= 3k - 2), "gemm" (other ones up to 16 columns), "syrk" (the rest),
 # and the threaded pass (from 25 columns).
 @pytest.mark.parametrize(
     "n_features, k",
-    [(3, 3), (10, 4), (10, 6), (10, 16), (14, 8), (14, 9), (15, 3), (20, 11), (20, 12),
-     (22, 3), (22, 13), (23, 3), (23, 16), (40, 3)],
+    [(3, 3), (10, 4), (10, 5), (10, 16), (14, 5), (14, 6), (15, 3), (20, 7), (20, 8),
+     (22, 3), (22, 9), (23, 3), (23, 16), (40, 3)],
 )
 def test_gram_layouts_match_direct_products(n_features, k):
     # n spans several blocks of every kernel and two threads' chunks, with a ragged last block.
@@ -78,12 +78,12 @@ def test_gram_layouts_match_direct_products(n_features, k):
         assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
 
 
-@pytest.mark.parametrize("n_features", [10, 40])
+@pytest.mark.parametrize("n_features", [3, 10, 40])  # pairs, gemm and syrk kernels at k=4
 def test_gram_matrices_do_not_depend_on_blas_threads(n_features):
     # One BLAS thread runs the serial pass; two split the rows between two
-    # Python threads (d=40). Same blocks, sums in another order: equal to rounding.
+    # Python threads. Same blocks, sums in another order: equal to rounding.
     rng = np.random.RandomState(1)
-    n, k = 2 * _experts._MIN_ROWS_PER_THREAD + 101, 4
+    n, k = 2 * _experts._MIN_ROWS_PER_THREAD_NARROW + 101, 4
     X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=3.0)
     x_offset, y_offset = X.mean(axis=0), float(y.mean())
     grams = []
