@@ -91,6 +91,8 @@ class RowPool:
         bounds : list of (int, int)
             ``(start, stop)`` of each chunk, covering ``range(n_rows)``.
         """
+        if n_rows <= 0:
+            return [(0, 0)]
         n_chunks = max(1, min(self.n_threads, n_rows // max(1, min_rows)))
         n_blocks = -(-n_rows // block)
         edges = [min(n_rows, block * (n_blocks * i // n_chunks)) for i in range(n_chunks + 1)]
