@@ -313,9 +313,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         competes with the pool's threads. Other experts and gates keep BLAS's
         own threads.
         """
-        if self._use_fast_path and self.backend == "numpy" and isinstance(self.gate, str) and self.gate == "linear":
+        if self._use_fast_path and self._builtin_linear_gate():
             return row_parallel()
         return contextlib.nullcontext()
+
+    def _builtin_linear_gate(self):
+        """Whether the gate is the NumPy :class:`~skmoe.gates.LinearGate` (by name or as an object)."""
+        if isinstance(self.gate, str):
+            return self.gate == "linear" and self.backend == "numpy"
+        return type(self.gate) is LinearGate
 
     def _initialize(self, X, y, sample_weight, templates, rng):
         """First responsibilities from ``init``, then an M-step and an E-step."""

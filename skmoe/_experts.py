@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
-from .utils._threads import matmul_rows_T, row_parallel, small_fit_threads
+from .utils._threads import MIN_ROWS_PER_THREAD, matmul_rows_T, row_parallel, small_fit_threads
 
 
 def _accepts_sample_weight(estimator):
@@ -226,7 +226,7 @@ _PAIRS_BLOCK_ELEMENTS = 2**19
 # stay in L2); 1,260 rows at d=50, measured best at 1,000-2,000.
 _SYRK_BLOCK_ELEMENTS = 2**16
 _THREADED_MIN_COLUMNS = 25
-_MIN_ROWS_PER_THREAD = 4096
+_MIN_ROWS_PER_THREAD = MIN_ROWS_PER_THREAD
 _MIN_ROWS_PER_THREAD_NARROW = 16384
 
 

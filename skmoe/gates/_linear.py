@@ -160,7 +160,7 @@ class LinearGate(BaseGate):
         ``weight, mean, scale`` come from :meth:`_prepare` on the same ``X``
         and sample weights.
         """
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         n_experts = resp_T.shape[0]
         warm = (
             hasattr(self, "coef_")

@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 _CONTROLLER = None
 
+
 def _controller():
     global _CONTROLLER
     if _CONTROLLER is None:  # inspecting the loaded libraries costs milliseconds: once
