@@ -133,8 +133,9 @@ The memory runs are outside the time budget; the correctness check is inside it.
 Correctness
 -----------
 On ``make_gated_regression(n_samples=20000, n_features=5, n_experts=3,
-random_state=0, return_params=True)``, ``MixtureOfExpertsRegressor(
-n_experts=3, random_state=0, n_init=3)`` is fitted; its experts are matched
+random_state=0, return_labels=True, return_params=True)``,
+``MixtureOfExpertsRegressor(n_experts=3, random_state=0, n_init=3)`` is
+fitted; its experts are matched
 to the true ones (least total coefficient distance) and the script reports
 the largest coefficient and intercept errors, the relative error of each
 noise standard deviation, the agreement of the argmax gate with the true
@@ -309,8 +310,9 @@ def fmt_n(n):
 
 def make_data(n, d, k, seed=0):
     """``X`` (C-contiguous float64), ``y`` and the true gate's probabilities ``(n, k)``."""
-    X, y, _, params = make_gated_regression(
-        n_samples=n, n_features=d, n_experts=k, return_params=True, random_state=seed
+    X, y, params = make_gated_regression(
+        n_samples=n, n_features=d, n_experts=k, return_labels=False, return_params=True,
+        random_state=seed,
     )
     logits = params["gate_sharpness"] * (X @ params["gate_coef"].T + params["gate_intercept"])
     resp = softmax(logits, axis=1)
@@ -422,11 +424,11 @@ def measure_gate_m(case, repeat):
     gate = clone(m_step_gate).set_params(max_iter=200).fit(case.X, case.resp)  # untimed, converged
     gate.set_params(max_iter=m_step_gate.max_iter)
     # Once per EM run in the estimator, so untimed here.
-    constants = LinearGate._prepare(case.X, np.ones(case.n))
+    context = gate.prepare(case.X, np.ones(case.n))
     resp2_T = np.ascontiguousarray(case.resp2.T)
 
     def fit(g):
-        return g._fit_prepared(case.X, resp2_T, *constants)
+        return g.fit_prepared(case.X, resp2_T, context)
 
     seconds, warm = best_of(fit, repeat, setup=lambda: (copy.deepcopy(gate),))
     return {"gate_m": seconds, "gate_iter": warm.n_iter_}
@@ -690,7 +692,8 @@ def _non_decreasing(curve):
 
 def correctness_rows():
     X, y, labels, params = make_gated_regression(
-        n_samples=20000, n_features=5, n_experts=3, random_state=0, return_params=True
+        n_samples=20000, n_features=5, n_experts=3, random_state=0, return_labels=True,
+        return_params=True,
     )
     # The noise std an oracle knowing the true labels and coefficients would
     # measure on these samples: the parameter up to sampling error, which at

@@ -46,7 +46,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "generated_includes"]
 source_suffix = {".rst": "restructuredtext", ".ipynb": "myst-nb"}
 root_doc = "index"
 default_role = "literal"  # `x` renders as code, as ``x``
@@ -104,6 +104,13 @@ def copy_examples(source=EXAMPLES, target=AUTO_EXAMPLES):
 
 
 NOTEBOOKS = copy_examples()
+
+# The engine's table of supported combinations, rendered from the code that checks it.
+GENERATED_INCLUDES = DOCS / "generated_includes"
+GENERATED_INCLUDES.mkdir(exist_ok=True)
+from skmoe._combinations import combination_table_rst  # noqa: E402
+
+(GENERATED_INCLUDES / "combinations.rst").write_text(combination_table_rst())
 
 # -- HTML ------------------------------------------------------------------
 

@@ -1,32 +1,46 @@
-"""Shared engine of the mixture-of-experts estimators: parameters, EM driver, introspection."""
+"""Shared engine of the mixture-of-experts estimators: parameters, EM driver, introspection.
+
+The driver is a template method over four small protocols, chosen once per
+fit and never named here by class:
+
+* a likelihood (:mod:`skmoe.likelihoods`): the target, the per-expert
+  log-likelihood and its own parameters;
+* an expert solver (:mod:`skmoe._solvers`): the experts' M-step;
+* a gate (:mod:`skmoe.gates`, through its adapter): the gate's M-step and
+  log-probabilities;
+* a router (:mod:`skmoe._routers`): the E-step's posterior to the M-step's
+  weights.
+
+Per-fit state lives in a :class:`_FitContext` and the :class:`_EMState` of each
+restart; the estimator holds its parameters and fitted ``*_`` attributes.
+"""
 
 import contextlib
 import copy
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
+from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn import config_context
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em
-from ._experts import (
-    check_expert,
-    fit_experts,
-    fit_linear_experts,
-    n_expert_parameters,
-    seed_expert,
-    supports_fast_path,
-)
+from ._combinations import Combination, check_combination
+from ._experts import check_expert, n_expert_parameters, seed_expert
 from ._init import initial_responsibilities
+from ._repr import _MixtureReprMixin
+from ._routers import make_router
+from ._solvers import GenericSolver, predict_experts, select_solver
+from .exceptions import DegenerateExpertWarning
 from .gates._base import check_gate
-from .gates._linear import LinearGate
-from .utils._compat import HasMethods, Interval, StrOptions, _check_sample_weight
+from .gates._protocol import GateAdapter, make_gate
+from .utils._compat import HasMethods, Interval, StrOptions, _BaseComposition, _check_sample_weight
 from .utils._threads import row_parallel
 
 # An expert is starved when its share of the (weighted) responsibility falls
@@ -35,33 +49,51 @@ from .utils._threads import row_parallel
 _MIN_SHARE = 1e-3
 # Re-seeding attempts per expert and restart before the expert is removed.
 _MAX_RESEEDS = 2
-# L-BFGS iterations of the linear gate per M-step. The gate warm-starts, so
-# its optimisation continues across M-steps (generalised EM: every M-step
-# still raises the objective). Solving each M-step to the gate's own
-# tolerance was measured at 38 iterations per M-step (n=1e5, d=10, 16
-# experts) and 2.6x the time of the whole fit, for the same EM iteration
-# count and log-likelihood. Against 10 iterations, 5 reached the same final
-# log-likelihood (within 1e-5 per sample) in 0.44-0.73x the fit time on
-# motorcycle and make_gated_regression (n up to 1e5, d 5-10, 3-16 experts);
-# at d=50, 4 experts both seeds found a better optimum in 1.06x the time;
-# on three classification sets the log-likelihood was higher. 3 lost up to
-# 1.4e-4 per sample.
-_GATE_ITER_PER_M_STEP = 5
+# EM never stops before this many iterations: a generalised M-step (neural
+# gates, tree experts) can move the objective very little at first.
+_MIN_ITER = 3
+
+
+class _FitContext:
+    """What one fit's helpers share: the data, the plug-ins chosen for it and the rng.
+
+    ``sw`` is None for unit weights (the experts then get the
+    responsibilities alone), ``sample_weight`` is always an array.
+    """
+
+    def __init__(self, X, y, sample_weight, likelihood, solver, router, rng):
+        self.X = X
+        self.y = y
+        self.sample_weight = sample_weight
+        self.sw = None if np.all(sample_weight == 1.0) else sample_weight
+        self.likelihood = likelihood
+        self.solver = solver
+        self.router = router
+        self.rng = rng
+        # Effective sample size: the total weight in units of the smallest
+        # weight. A weight of 2 counts as two rows (as a repeated row does),
+        # and weights that all equal 1/n count as n rows.
+        self.n_effective = float(sample_weight.sum() / sample_weight.min())
 
 
 class _EMState:
-    """Parameters of one EM run (experts, gate, noise variances) and its last E-step."""
+    """Parameters of one EM run (experts, gate, likelihood parameters) and its last E-step."""
 
-    def __init__(self, templates, experts, gate, variance=None):
+    def __init__(self, templates, experts, gate, params):
         self.templates = templates
         self.experts = experts
-        self.gate = gate
-        self.variance = variance
-        self.outputs_T = None  # expert predictions (regression) or log p(y|x) (classification)
+        self.gate = gate  # a GateAdapter
+        self.params = params  # the likelihood's parameters (noise variances)
+        self.outputs_T = None  # the experts' outputs the likelihood asked for
         self.resp_T = None  # responsibilities of the last E-step, (n_experts, n_samples)
+        self.extra_T = None  # the likelihood's extra expert weights of the last E-step
         self.log_prob = None
         self.objective = -np.inf
-        self.gate_constants = None  # LinearGate._prepare(X, sample_weight), once per run
+        self.gate_context = None  # gate.prepare(X, sample_weight), once per run
+        self.expert_ids = np.arange(len(templates))  # indices into the requested experts
+        self.reseeds = np.zeros(len(templates), dtype=int)
+        self.events = {"reseeded": {}, "removed": [], "reasons": {}}
+        self.load = None  # share of the weight each expert's last M-step was fitted on
 
     def snapshot(self):
         """Copy of what a later iteration could overwrite (experts are new objects each M-step)."""
@@ -71,15 +103,37 @@ class _EMState:
         other.gate = copy.deepcopy(self.gate)
         other.resp_T = None if self.resp_T is None else self.resp_T.copy()
         other.outputs_T = None  # overwritten in place by the E-step; not needed after
+        other.events = copy.deepcopy(self.events)
+        other.reseeds = self.reseeds.copy()
         return other
 
 
-class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
+_EMResult = namedtuple("_EMResult", ["state", "curve", "converged", "n_iter"])
+
+
+def _is_dask(*arrays):
+    """Whether any argument is a Dask collection (without importing dask)."""
+    return any(type(a).__module__.partition(".")[0] == "dask" for a in arrays if a is not None)
+
+
+def _converged(change, objective, n_iter, tol):
+    """EM's stopping rule: a non-negative relative change below ``tol``.
+
+    ``0 <= change <= tol * (|objective| + 0.1)`` (flexmix's relative rule on
+    the per-sample objective), never on a decrease beyond rounding, and not
+    before ``_MIN_ITER`` iterations.
+    """
+    if n_iter < _MIN_ITER:
+        return False
+    rounding = 64 * np.finfo(np.float64).eps * (abs(objective) + 1.0)
+    return -rounding <= change <= tol * (abs(objective) + 0.1)
+
+
+class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposition, metaclass=ABCMeta):
     """Base class of the mixture-of-experts estimators (EM driver).
 
-    Subclasses provide the task: the default expert, the target preparation,
-    the experts' per-sample log-likelihood and the M-step pieces particular
-    to the task (the noise variances of regression).
+    Subclasses provide the likelihood (:meth:`_make_likelihood`) and the
+    task's prediction methods.
     """
 
     _parameter_constraints = {
@@ -87,9 +141,17 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         "expert": [HasMethods(["fit", "predict"]), list, None],
         "gate": [StrOptions({"linear", "mlp"}), HasMethods(["fit", "predict_log_proba"])],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
-        "init": [StrOptions({"kmeans", "random", "tree"}), HasMethods(["fit_predict"]), "array-like"],
+        "init": [StrOptions({"kmeans", "random", "tree", "gmm"}), HasMethods(["fit_predict"]), "array-like"],
         "pooling": [StrOptions({"weighted", "argmax"})],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "gate_features": ["array-like", None],
+        "expert_features": ["array-like", None],
+        "min_prior": [Interval(Real, 0, 1, closed="neither"), None],
+        "algorithm": [StrOptions({"em", "cem", "sem"})],
+        "routing": [StrOptions({"token_choice", "expert_choice"})],
+        "capacity_factor": [Interval(Real, 1, None, closed="left"), None],
+        "balance": [StrOptions({"uniform"}), "array-like", None],
+        "gate_noise": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -112,6 +174,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         init="kmeans",
         pooling="weighted",
         top_k=None,
+        gate_features=None,
+        expert_features=None,
+        min_prior=None,
+        algorithm="em",
+        routing="token_choice",
+        capacity_factor=None,
+        balance=None,
+        gate_noise=0.0,
         max_iter=100,
         tol=1e-4,
         n_init=1,
@@ -129,6 +199,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.init = init
         self.pooling = pooling
         self.top_k = top_k
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.min_prior = min_prior
+        self.algorithm = algorithm
+        self.routing = routing
+        self.capacity_factor = capacity_factor
+        self.balance = balance
+        self.gate_noise = gate_noise
         self.max_iter = max_iter
         self.tol = tol
         self.n_init = n_init
@@ -139,57 +217,105 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.verbose = verbose
         self.warm_start = warm_start
 
+    @abstractmethod
+    def _make_likelihood(self):
+        """A fresh (unfitted) likelihood for one fit."""
+
     # ------------------------------------------------------------------
-    # Task hooks
+    # Parameters: named experts reach their parameters as <name>__<param>
 
-    _is_regression = True
-
-    @abstractmethod
-    def _default_expert(self):
-        """The expert used when ``expert=None``."""
-
-    @abstractmethod
-    def _prepare_target(self, y, sample_weight):
-        """Validate/encode ``y`` for fitting; set task attributes (``classes_``)."""
-
-    @abstractmethod
-    def _expert_outputs(self, experts, X, y):
-        """What the E-step needs from the experts, ``(n_experts, n_samples)``."""
-
-    @abstractmethod
-    def _log_lik_T(self, state, y):
-        """``log p_k(y_i | x_i)``, ``(n_experts, n_samples)``."""
-
-    def _update_task_parameters(self, state, y, resp_T, sample_weight):
-        """M-step of task parameters beyond experts and gate (noise variances)."""
-
-    def _init_task_parameters(self, n_experts):
-        """Starting values of task parameters for a new restart."""
+    def _named_experts(self):
+        """``expert`` as ``(name, estimator)`` pairs, or None when it is not a named list."""
+        expert = self.expert
+        if isinstance(expert, list) and expert and all(
+            isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) for e in expert
+        ):
+            return expert
         return None
 
-    def _n_task_parameters(self):
-        """Free parameters beyond experts and gate (noise variances)."""
-        return 0
+    def get_params(self, deep=True):
+        """Get parameters for this estimator.
+
+        With ``expert`` a list of ``(name, estimator)`` pairs, each expert's
+        parameters are included as ``<name>__<parameter>``, as for
+        :class:`~sklearn.ensemble.VotingRegressor`.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of the contained estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        if self._named_experts() is None:
+            return super(_BaseComposition, self).get_params(deep=deep)
+        return self._get_params("expert", deep=deep)
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        ``expert__<parameter>`` sets a parameter of a single ``expert``;
+        ``<name>__<parameter>`` one of a named expert of a list of
+        ``(name, estimator)`` pairs.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator
+            This estimator.
+        """
+        expert = params.get("expert", self.expert)
+        if expert is None and any(key.startswith("expert__") for key in params):
+            nested = sorted(key for key in params if key.startswith("expert__"))
+            raise ValueError(
+                f"Cannot set {', '.join(nested)}: expert=None means the default expert, "
+                "which has no parameters to set. Pass the expert explicitly, e.g. "
+                "expert=LinearRegression() (regressor) or expert=LogisticRegression() "
+                "(classifier), then set its parameters (in GridSearchCV: "
+                "{'expert__<param>': [...]} with the estimator built as "
+                "MixtureOfExperts...(expert=...))."
+            )
+        if "expert" in params:
+            self.expert = params.pop("expert")
+        if self._named_experts() is None:
+            return super(_BaseComposition, self).set_params(**params)
+        return self._set_params("expert", **params)
 
     # ------------------------------------------------------------------
     # Validation
 
-    def _validate_fit_data(self, X, y):
+    def _validate_fit_data(self, X, y, likelihood):
         return validate_data(
             self,
             X,
             y,
             dtype=[np.float64, np.float32],
-            y_numeric=self._is_regression,
+            y_numeric=likelihood.numeric_target,
             ensure_min_samples=1,
         )
 
-    def _resolve_experts(self):
-        """The expert templates (unfitted clones) and checks, before any work."""
+    def _resolve_experts(self, likelihood):
+        """The expert templates (unfitted clones), checked before any work."""
         expert = self.expert
         if expert is None:
-            templates = [self._default_expert() for _ in range(self.n_experts)]
+            templates = [likelihood.default_expert() for _ in range(self.n_experts)]
         elif isinstance(expert, list):
+            named = self._named_experts()
+            if named is not None:
+                self._validate_names([name for name, _ in named])
+                expert = [e for _, e in named]
+            elif any(isinstance(e, tuple) for e in expert):
+                raise ValueError(
+                    "expert must be one estimator, a list of estimators or a list of "
+                    "(name, estimator) pairs with string names; got a list mixing them."
+                )
             if len(expert) != self.n_experts:
                 raise ValueError(
                     f"expert is a list of {len(expert)} estimators but n_experts="
@@ -199,7 +325,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         else:
             templates = [clone(expert) for _ in range(self.n_experts)]
         for t in templates:
-            check_expert(t, classification=not self._is_regression)
+            check_expert(t)
+            likelihood.check_expert(t)
         return templates
 
     def _check_parameters(self, X):
@@ -221,32 +348,35 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if not isinstance(self.gate, str):
             check_gate(self.gate)
 
-    def _make_gate(self, rng):
+    def _combination(self, likelihood, solver, router, X):
+        """The fit's plug-ins by name, for the combination table."""
+        return Combination(
+            likelihood=getattr(likelihood, "name", "custom"),
+            solver=solver.name,
+            gate=self.gate if isinstance(self.gate, str) else "custom",
+            backend=self.backend,
+            router=router.name,
+            input="sparse" if hasattr(X, "tocsr") else "dense",
+        )
+
+    def _new_gate(self, rng):
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        if not isinstance(self.gate, str):
-            gate = clone(self.gate)
-            if "random_state" in gate.get_params():
-                gate.set_params(random_state=seed)
-            return gate
-        if self.backend == "torch":
-            from .gates._torch import TorchGate
-
-            hidden = () if self.gate == "linear" else (16,)
-            return TorchGate(
-                hidden_layer_sizes=hidden, alpha=self.gate_alpha, device=self.device, random_state=seed
-            )
-        if self.gate == "linear":
-            return LinearGate(alpha=self.gate_alpha, max_iter=_GATE_ITER_PER_M_STEP)
-        from .gates._mlp import MLPGate
-
-        return MLPGate(alpha=self.gate_alpha, random_state=seed)
+        return make_gate(
+            self.gate, backend=self.backend, alpha=self.gate_alpha, device=self.device,
+            random_state=seed,
+        )
 
     # ------------------------------------------------------------------
     # EM
 
     def _fit(self, X, y, sample_weight=None):
         """Validate, run ``n_init`` EM restarts, keep the best; shared by both estimators."""
-        X, y = self._validate_fit_data(X, y)
+        if _is_dask(X, y, sample_weight):
+            from ._dask import fit_dask
+
+            return fit_dask(self, X, y, sample_weight)
+        likelihood = self._make_likelihood()
+        X, y = self._validate_fit_data(X, y, likelihood)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
@@ -259,134 +389,200 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if not np.all(np.isfinite(sample_weight)):
             raise ValueError("sample_weight must be finite.")
         self._check_parameters(X)
-        self._unit_weights = bool(np.all(sample_weight == 1.0))
-        y_fit = self._prepare_target(y, sample_weight)
-        templates = self._resolve_experts()
-        self._use_fast_path = self._is_regression and supports_fast_path(templates)
+        templates = self._resolve_experts(likelihood)
+        solver = select_solver(templates, likelihood, n_jobs=self.n_jobs)
+        router = make_router(self)
+        check_combination(self._combination(likelihood, solver, router, X))
+        y_fit = likelihood.prepare_target(y, sample_weight)
+        resume = self._can_resume(templates)
+        if resume:
+            likelihood.check_warm_start(self.likelihood_)
+        ctx = _FitContext(X, y_fit, sample_weight, likelihood, solver, router,
+                          check_random_state(self.random_state))
+        ctx.min_effective = [
+            likelihood.min_effective_samples(solver.n_parameters_per_expert([t], X.shape[1]))
+            for t in templates
+        ]
+        few_samples = self._few_samples_note(ctx)
+        # The built-in linear gate and the batched solver split their passes
+        # over the rows themselves: the loop then holds BLAS to one thread.
+        row_threads = solver.splits_rows and make_gate(
+            self.gate, backend=self.backend, alpha=self.gate_alpha, device=self.device,
+            random_state=0,
+        ).splits_rows
 
-        rng = check_random_state(self.random_state)
-        resume = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if resume else self.n_init
-        best, best_curve, curves = None, None, []
-        best_converged, best_n_iter = False, 0
+        results = []
         for init in range(n_init):
             start = time.time()
             # X and y are validated above: spare the gate and the experts the
             # finite checks (a pass over X each) they would repeat every iteration.
-            with config_context(assume_finite=True), self._em_threads():
-                if resume:
-                    state = _EMState(list(self._templates), list(self.experts_), self.gate_,
-                                     getattr(self, "noise_variance_", None))
-                    state.outputs_T = self._expert_outputs(state.experts, X, y_fit)
-                    self._e_step(state, X, y_fit)
-                else:
-                    state = self._initialize(X, y_fit, sample_weight, templates, rng)
-                state, curve, converged, n_iter = self._run_em(state, X, y_fit, sample_weight, rng)
-            curves.append(np.asarray(curve))
+            threads = row_parallel() if row_threads else contextlib.nullcontext()
+            with config_context(assume_finite=True), threads:
+                state = self._resume_state(ctx, templates) if resume else self._initialize(ctx, templates)
+                result = self._run_em(ctx, state)
+            results.append(result)
             if self.verbose:
-                status = "converged" if converged else "did not converge"
+                status = "converged" if result.converged else "did not converge"
                 print(
-                    f"Initialization {init}: {status} after {n_iter} iterations, "
-                    f"log-likelihood {curve[-1]:.6f}, time {time.time() - start:.2f}s"
+                    f"Initialization {init}: {status} after {result.n_iter} iterations, "
+                    f"log-likelihood {result.curve[-1]:.6f}, time {time.time() - start:.2f}s"
                 )
-            if best is None or curve[-1] > best.objective:
-                best, best_curve = state, curve
-                best_converged, best_n_iter = converged, n_iter
-
-        if not best_converged and self.max_iter > 0:
+        best = max(results, key=lambda r: r.curve[-1])  # the first of equals
+        self._warn_experts(best.state, n_init, few_samples)
+        if not best.converged and self.max_iter > 0 and not resume:
             warnings.warn(
                 f"Best of {n_init} initialisation(s) did not converge in max_iter="
                 f"{self.max_iter} iterations (tol={self.tol}). Try different init "
                 "parameters, increase max_iter or tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_fitted_state(best, best_curve, curves, best_converged, best_n_iter, sample_weight)
+        self._set_fitted_state(ctx, best, [np.asarray(r.curve) for r in results])
         return self
 
-    def _em_threads(self):
-        """Threading of the EM loop (see ``utils/_threads.py``).
+    def _can_resume(self, templates):
+        """Whether ``warm_start`` can continue the previous fit; warns when it cannot."""
+        if not (self.warm_start and hasattr(self, "converged_")):
+            return False
+        previous = getattr(self, "_templates", None)
+        reasons = []
+        if self._fit_n_experts_ != self.n_experts:
+            reasons.append(f"n_experts changed from {self._fit_n_experts_} to {self.n_experts}")
+        elif previous is not None and [type(t) for t in previous] != [
+            type(templates[k]) for k in self._expert_ids_
+        ]:
+            reasons.append("the experts' type changed")
+        new_gate = make_gate(self.gate, backend=self.backend, alpha=self.gate_alpha,
+                             device=self.device, random_state=0).estimator
+        if type(new_gate) is not type(self.gate_):
+            reasons.append(
+                f"the gate changed from {type(self.gate_).__name__} to {type(new_gate).__name__}"
+            )
+        if reasons:
+            warnings.warn(
+                f"warm_start=True but {' and '.join(reasons)} since the last fit; "
+                "starting a fresh fit.",
+                UserWarning,
+            )
+            return False
+        return True
 
-        With linear experts and the built-in linear gate every large pass
-        (Gram matrices, gate objective, logits, predictions) splits its rows
-        over a :class:`~skmoe.utils._threads.RowPool` and BLAS runs
-        single-threaded for the whole loop, so that no spinning BLAS worker
-        competes with the pool's threads. Other experts and gates keep BLAS's
-        own threads.
-        """
-        if self._use_fast_path and self._builtin_linear_gate():
-            return row_parallel()
-        return contextlib.nullcontext()
-
-    def _builtin_linear_gate(self):
-        """Whether the gate is the NumPy :class:`~skmoe.gates.LinearGate` (by name or as an object)."""
-        if isinstance(self.gate, str):
-            return self.gate == "linear" and self.backend == "numpy"
-        return type(self.gate) is LinearGate
-
-    def _initialize(self, X, y, sample_weight, templates, rng):
-        """First responsibilities from ``init``, then an M-step and an E-step."""
-        resp_T = initial_responsibilities(
-            self.init, X, y, sample_weight, self.n_experts, rng, is_regression=self._is_regression
-        )
-        seeded = [seed_expert(clone(t), rng) for t in templates]
-        state = _EMState(seeded, None, self._make_gate(rng), self._init_task_parameters(len(seeded)))
-        self._m_step(state, X, y, sample_weight, resp_T)
-        self._e_step(state, X, y)
+    def _resume_state(self, ctx, templates):
+        """The previous fit's parameters as a new run's state, after an E-step."""
+        state = _EMState(list(self._templates), list(self.experts_), GateAdapter(self.gate_),
+                         self.likelihood_.params_)
+        state.expert_ids = np.asarray(self._expert_ids_)
+        state.load = np.asarray(self.expert_load_)
+        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X, ctx.y, ctx.solver)
+        self._e_step(ctx, state)
         return state
 
-    def _m_step(self, state, X, y, sample_weight, resp_T):
-        """Refit experts, task parameters and gate to the responsibilities ``resp_T``."""
-        # Expert weights are resp * sample_weight, formed row by row (or block
-        # by block on the fast path), never as a second (n_experts, n_samples) array.
-        sw = None if self._unit_weights else sample_weight
-        if self._use_fast_path:
-            state.experts = fit_linear_experts(state.templates, X, y, resp_T, sw)
-        else:
-            state.experts = fit_experts(
-                state.templates, X, y, resp_T, sample_weight=sw, n_jobs=self.n_jobs,
-                drop_zero_rows=self._is_regression,
+    def _few_samples_note(self, ctx):
+        """A note when the experts cannot all get enough samples for their parameters, else None."""
+        need = max(ctx.min_effective)
+        per_expert = ctx.n_effective / self.n_experts
+        if self.n_experts > 1 and need > 0 and per_expert < need:
+            return (
+                f"{ctx.n_effective:.4g} effective samples give n_experts={self.n_experts} "
+                f"experts {per_expert:.3g} each, fewer than the {need:.3g} an expert needs "
+                "for its parameters"
             )
-        state.outputs_T = self._expert_outputs(state.experts, X, y)
-        self._update_task_parameters(state, y, resp_T, sample_weight)
-        if type(state.gate) is LinearGate:
-            # The built-in gate's weights and standardisation depend on X and
-            # sample_weight only: computed once per run, not in every M-step;
-            # resp_T is already in the gate's layout, its columns sum to one.
-            if state.gate_constants is None:
-                state.gate_constants = LinearGate._prepare(X, sample_weight)
-            state.gate._fit_prepared(X, resp_T, *state.gate_constants)
-        else:
-            state.gate.fit(X, resp_T.T, sample_weight=sample_weight)
+        return None
+
+    def _initialize(self, ctx, templates):
+        """First responsibilities from ``init``, then an M-step and an E-step."""
+        rng = ctx.rng
+        resp_T = initial_responsibilities(
+            self.init, ctx.X, ctx.y, ctx.sample_weight, self.n_experts, rng,
+            is_regression=ctx.likelihood.numeric_target,
+        )
+        if self.n_experts > 1 and np.ptp(resp_T, axis=0).max() <= 1e-12:
+            # Identical responsibilities are a symmetric fixed point of EM:
+            # every expert would stay the same. Mix in a random soft partition.
+            warnings.warn(
+                "The initial responsibilities are the same for every expert, a fixed "
+                "point where all experts stay identical; mixing in a random soft "
+                "partition (init='random') to break the symmetry.",
+                UserWarning,
+            )
+            resp_T = 0.5 * resp_T + 0.5 * initial_responsibilities(
+                "random", ctx.X, ctx.y, ctx.sample_weight, self.n_experts, rng,
+                is_regression=ctx.likelihood.numeric_target,
+            )
+        seeded = [seed_expert(clone(t), rng) for t in templates]
+        state = _EMState(seeded, None, self._new_gate(rng), ctx.likelihood.init_params(len(seeded)))
+        self._m_step(ctx, state, ctx.router.route(resp_T, None, ctx.sample_weight, rng))
+        self._e_step(ctx, state)
+        return state
+
+    def _m_step(self, ctx, state, routing):
+        """Refit experts, likelihood parameters and gate to the router's weights."""
+        weights_T = routing.experts_T
+        # Expert weights are weights * sample_weight, formed row by row (or block
+        # by block by the batched solver), never as a second (n_experts, n_samples) array.
+        fit_weights_T = weights_T if state.extra_T is None else weights_T * state.extra_T
+        state.experts = ctx.solver.fit(state.templates, ctx.X, ctx.y, fit_weights_T, ctx.sw)
+        state.load = (weights_T > 0) @ ctx.sample_weight / ctx.sample_weight.sum()
+        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X, ctx.y, ctx.solver)
+        state.params = ctx.likelihood.m_step(
+            ctx.y, state.outputs_T, weights_T, ctx.sample_weight, state.params
+        )
+        if state.gate_context is None:
+            # The gate's constants depend on X and sample_weight only: once per run.
+            state.gate_context = state.gate.prepare(ctx.X, ctx.sample_weight)
+        state.gate.fit(ctx.X, routing.gate_T, ctx.sample_weight, state.gate_context)
 
     def _log_gate_T(self, gate, X):
-        log_gate_T = np.ascontiguousarray(gate.predict_log_proba(X).T, dtype=np.float64)
-        return _em.top_k_log_gate(log_gate_T, self.top_k)
+        return _em.top_k_log_gate(gate.log_proba_T(X), self.top_k)
 
-    def _e_step(self, state, X, y):
+    def _e_step(self, ctx, state):
         """Responsibilities and per-sample log-likelihood, fused in log space."""
-        log_lik_T = self._log_lik_T(state, y)  # may reuse the experts' output buffer
-        log_gate_T = self._log_gate_T(state.gate, X)
+        lik = ctx.likelihood
+        state.extra_T = lik.expert_weights(state.outputs_T, ctx.y, state.params)
+        # In place: the outputs are not needed once the log-likelihoods exist.
+        log_lik_T = lik.log_likelihood(state.outputs_T, ctx.y, state.params, out=state.outputs_T)
+        log_gate_T = ctx.router.perturb_log_gate(self._log_gate_T(state.gate, ctx.X), ctx.rng)
         state.resp_T, state.log_prob = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
         return state
 
-    def _objective(self, state, sample_weight):
-        penalty = float(getattr(state.gate, "penalty_", 0.0))
-        return _em.mean_log_likelihood(state.log_prob, sample_weight) - penalty
+    def _objective(self, ctx, state):
+        return _em.mean_log_likelihood(state.log_prob, ctx.sample_weight) - state.gate.penalty()
 
-    def _run_em(self, state, X, y, sample_weight, rng):
+    def _monotone(self, ctx):
+        """Whether every step is exact, so EM's objective cannot decrease."""
+        return (
+            ctx.solver.exact and ctx.router.exact and self.top_k is None
+            and ctx.router.stopping == "objective"
+        )
+
+    def _stop(self, ctx, change, objective, n_iter, partition_changed):
+        """The router's stopping rule (see :class:`~skmoe._routers.SoftRouter`)."""
+        if ctx.router.stopping == "partition":
+            return n_iter >= _MIN_ITER and not partition_changed
+        if ctx.router.stopping == "budget":
+            return False
+        return _converged(change, objective, n_iter, self.tol)
+
+    def _run_em(self, ctx, state):
         """EM iterations from an initialised state; returns the best iterate."""
-        state.objective = self._objective(state, sample_weight)
+        state.objective = self._objective(ctx, state)
         curve = [state.objective]
-        best = state.snapshot() if not self._monotone(state) else None
+        monotone = self._monotone(ctx)
+        best = None if monotone else state.snapshot()
         converged = False
         n_iter = 0
-        reseeds = np.zeros(len(state.experts), dtype=int)
-        reseeded = self._handle_starved(state, X, sample_weight, reseeds)
+        reseeded = self._handle_degenerate(ctx, state)
+        partition = None
         for n_iter in range(1, self.max_iter + 1):
             tic = time.time()
-            self._m_step(state, X, y, sample_weight, state.resp_T)
-            self._e_step(state, X, y)
-            objective = self._objective(state, sample_weight)
+            routing = ctx.router.route(state.resp_T, state.log_prob, ctx.sample_weight, ctx.rng)
+            previous, partition = partition, np.argmax(routing.experts_T, axis=0)
+            partition_changed = previous is None or previous.shape != partition.shape or np.any(
+                previous != partition
+            )
+            self._m_step(ctx, state, routing)
+            self._e_step(ctx, state)
+            objective = self._objective(ctx, state)
             change = objective - curve[-1]
             state.objective = objective
             curve.append(objective)
@@ -398,86 +594,132 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             if best is not None and objective > best.objective:
                 best = state.snapshot()
             just_reseeded = reseeded
-            reseeded = self._handle_starved(state, X, sample_weight, reseeds)
+            reseeded = self._handle_degenerate(ctx, state)
             if reseeded:
-                best = None if self._monotone(state) else state.snapshot()
-            if not just_reseeded and not reseeded and abs(change) < self.tol:
+                best = None if monotone else state.snapshot()
+            if not just_reseeded and not reseeded and self._stop(
+                ctx, change, objective, n_iter, partition_changed
+            ):
                 converged = True
                 break
         if best is not None and best.objective > state.objective:
             state = best
-        return state, curve, converged, n_iter
+        return _EMResult(state, curve, converged, n_iter)
 
-    def _monotone(self, state):
-        """EM is exact (non-decreasing objective) for linear experts without top_k."""
-        return self._use_fast_path and self.top_k is None
+    def _handle_degenerate(self, ctx, state):
+        """Re-seed (or remove) experts that are starved or degenerate; whether any was.
 
-    def _handle_starved(self, state, X, sample_weight, reseeds):
-        """Re-seed (or remove) experts whose responsibility share is negligible."""
+        Starved: a share of the weighted responsibility below ``_MIN_SHARE``.
+        Degenerate: an effective sample size below what the likelihood needs
+        for the expert's parameters. Re-seeding cannot help an expert whose
+        re-seeded share would still be too small: it is removed at once.
+        """
         resp_T = state.resp_T
-        n_experts, n_samples = resp_T.shape
+        n_experts = resp_T.shape[0]
         if n_experts == 1:
             return False
-        share = _em.responsibility_share(resp_T, sample_weight)
-        starved = np.flatnonzero(share < _MIN_SHARE)
-        if starved.size == 0:
+        share = _em.responsibility_share(resp_T, ctx.sample_weight)
+        ess = share * ctx.n_effective
+        need = np.array([ctx.min_effective[i] for i in state.expert_ids])
+        starved = share < _MIN_SHARE
+        degenerate = ess < need
+        bad = np.flatnonzero(starved | degenerate)
+        if bad.size == 0:
             return False
-        remove = [k for k in starved if reseeds[k] >= _MAX_RESEEDS]
-        if remove:
-            keep = np.setdiff1d(np.arange(n_experts), remove)
-            warnings.warn(
-                f"Expert(s) {list(map(int, remove))} kept losing all responsibility "
-                f"after {_MAX_RESEEDS} re-seedings and were removed; "
-                f"{keep.size} experts remain.",
-                ConvergenceWarning,
+        slice_share = 0.5 / n_experts
+        hopeless = degenerate & (slice_share * ctx.n_effective < need)
+        remove = [k for k in bad if state.reseeds[k] >= _MAX_RESEEDS or hopeless[k]]
+        if len(remove) == n_experts:  # keep the expert with the largest share
+            remove.remove(int(np.argmax(share)))
+        for k in bad:
+            reason = (
+                f"share {share[k]:.2g}" if starved[k]
+                else f"effective sample size {ess[k]:.3g} < {need[k]:.3g}"
             )
-            state.templates = [state.templates[k] for k in keep]
-            state.experts = [state.experts[k] for k in keep]
-            if state.variance is not None:
-                state.variance = state.variance[keep]
-            resp = state.resp_T[keep]
-            total = resp.sum(axis=0)
-            # A sample only the removed experts explained is shared evenly.
-            resp[:, total <= 0] = 1.0
-            resp /= resp.sum(axis=0)
-            state.resp_T = np.ascontiguousarray(resp)
-            reseeds[:] = 0
-            reseeds.resize(keep.size, refcheck=False)
+            state.events["reasons"][int(state.expert_ids[k])] = reason
+        if remove:
+            self._remove_experts(ctx, state, remove)
             return True
         # Re-seed each starved expert from the samples the model explains worst:
         # consecutive slices, each holding 1 / (2 * n_experts) of the total weight.
         order = np.argsort(state.log_prob, kind="stable")
-        cumulative = np.cumsum(sample_weight[order]) / np.sum(sample_weight)
-        slice_share = 0.5 / n_experts
-        warnings.warn(
-            f"Expert(s) {starved.tolist()} received almost no responsibility "
-            f"(share {np.array2string(share[starved], precision=4)}); re-seeded from "
-            f"the worst-fitted samples ({slice_share:.1%} of the weight each).",
-            ConvergenceWarning,
-        )
-        for j, k in enumerate(starved):
+        cumulative = np.cumsum(ctx.sample_weight[order]) / np.sum(ctx.sample_weight)
+        for j, k in enumerate(bad):
             lo, hi = np.searchsorted(cumulative, [j * slice_share, (j + 1) * slice_share], side="right")
             rows = order[lo : max(hi, lo + 1)]
             resp_T[:, rows] = 0.0
             resp_T[k, rows] = 1.0
-            reseeds[k] += 1
+            state.reseeds[k] += 1
+            expert_id = int(state.expert_ids[k])
+            state.events["reseeded"][expert_id] = state.events["reseeded"].get(expert_id, 0) + 1
         return True
 
-    def _set_fitted_state(self, state, curve, curves, converged, n_iter, sample_weight):
-        self._templates = state.templates
-        self.experts_ = state.experts
-        self.gate_ = state.gate
-        self.n_experts_ = len(state.experts)
-        self.expert_share_ = _em.responsibility_share(state.resp_T, sample_weight)
-        self.converged_ = bool(converged)
-        self.n_iter_ = int(n_iter)
-        self.log_likelihood_ = float(state.objective)
-        self.log_likelihood_curve_ = np.asarray(curve, dtype=np.float64)
-        self.log_likelihood_curves_ = [np.asarray(c, dtype=np.float64) for c in curves]
-        self._set_task_state(state)
+    def _remove_experts(self, ctx, state, remove):
+        """Drop experts ``remove`` from the state: templates, experts, gate, parameters, responsibilities."""
+        keep = np.setdiff1d(np.arange(len(state.experts)), remove)
+        state.events["removed"].extend(int(state.expert_ids[k]) for k in remove)
+        state.templates = [state.templates[k] for k in keep]
+        state.experts = [state.experts[k] for k in keep]
+        state.params = ctx.likelihood.subset(state.params, keep)
+        state.expert_ids = state.expert_ids[keep]
+        state.load = state.load[keep]
+        state.reseeds = np.zeros(keep.size, dtype=int)
+        state.gate.remove_experts(keep)
+        resp = state.resp_T[keep]
+        total = resp.sum(axis=0)
+        # A sample only the removed experts explained is shared evenly.
+        resp[:, total <= 0] = 1.0
+        resp /= resp.sum(axis=0)
+        state.resp_T = np.ascontiguousarray(resp)
 
-    def _set_task_state(self, state):
-        """Task-specific fitted attributes (``noise_variance_``)."""
+    def _warn_experts(self, state, n_init, few_samples=None):
+        """One warning about the returned fit's re-seeded and removed experts."""
+        events = state.events
+        if not events["reseeded"] and not events["removed"]:
+            if few_samples is not None:
+                warnings.warn(f"{few_samples}. Use fewer or simpler experts.", DegenerateExpertWarning)
+            return
+        parts = []
+        reasons = events["reasons"]
+        if events["reseeded"]:
+            items = ", ".join(
+                f"{k} ({count}x; {reasons.get(k, 'starved')})" for k, count in sorted(events["reseeded"].items())
+            )
+            parts.append(f"re-seeded expert(s) {items}")
+        if events["removed"]:
+            items = ", ".join(f"{k} ({reasons.get(k, 'starved')})" for k in events["removed"])
+            parts.append(f"removed expert(s) {items}; {len(state.experts)} remain")
+        restarts = "" if n_init == 1 else f" (the best of {n_init} restarts)"
+        prefix = "" if few_samples is None else f"{few_samples}: "
+        warnings.warn(
+            f"{prefix}The returned fit{restarts} {' and '.join(parts)}. An expert is starved when "
+            f"its share of the responsibility is below {_MIN_SHARE:g} and degenerate when "
+            "its effective sample size is too small for its parameters (it can "
+            "interpolate its samples, which inflates the likelihood and misleads BIC). "
+            "Consider fewer experts.",
+            DegenerateExpertWarning,
+        )
+
+    def _set_fitted_state(self, ctx, result, curves):
+        state = result.state
+        self._templates = state.templates
+        self._expert_ids_ = state.expert_ids
+        self._fit_n_experts_ = self.n_experts
+        self.experts_ = state.experts
+        self.gate_ = state.gate.estimator
+        likelihood = ctx.likelihood
+        likelihood.params_ = state.params
+        self.likelihood_ = likelihood
+        for name, value in likelihood.fitted_attributes(state.params).items():
+            setattr(self, name, value)
+        self.n_experts_ = len(state.experts)
+        self.expert_share_ = _em.responsibility_share(state.resp_T, ctx.sample_weight)
+        self.expert_load_ = np.asarray(state.load, dtype=np.float64)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.log_likelihood_ = float(state.objective)
+        self.log_likelihood_curve_ = np.asarray(result.curve, dtype=np.float64)
+        self.log_likelihood_curves_ = [np.asarray(c, dtype=np.float64) for c in curves]
 
     # ------------------------------------------------------------------
     # Prediction helpers
@@ -488,10 +730,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _pooling_log_weights_T(self, X):
         """Log pooling weights ``(n_experts, n_samples)``: gate, top-k, or argmax one-hot."""
-        log_gate_T = self._log_gate_T(self.gate_, X)
+        log_gate_T = self._log_gate_T(GateAdapter(self.gate_), X)
         if self.pooling == "argmax":
             return _em.argmax_log_gate(log_gate_T)
         return log_gate_T
+
+    def _expert_outputs(self, X, y):
+        """The fitted likelihood's expert outputs on ``(X, y)``."""
+        return self.likelihood_.expert_outputs(self.experts_, X, y, GenericSolver)
 
     def predict_gate(self, X):
         """Gate probabilities of each expert.
@@ -509,9 +755,13 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         gate : ndarray of shape (n_samples, n_experts)
             Probability that each expert is the one to trust; rows sum to one.
         """
+        if _is_dask(X):
+            from ._dask import predict_dask
+
+            return predict_dask(self, "predict_gate", X)
         X = self._validate_predict_X(X)
         with np.errstate(under="ignore"):
-            return np.exp(self._log_gate_T(self.gate_, X)).T
+            return np.exp(self._log_gate_T(GateAdapter(self.gate_), X)).T
 
     def predict_expert(self, X):
         """Index of the expert the gate trusts most for each sample.
@@ -527,11 +777,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             Index into ``experts_``.
         """
         X = self._validate_predict_X(X)
-        return np.argmax(self._log_gate_T(self.gate_, X), axis=0)
-
-    @abstractmethod
-    def _log_prob_T(self, X, y):
-        """Per-expert log-likelihood of ``y`` at ``X``, ``(n_experts, n_samples)``."""
+        return np.argmax(self._log_gate_T(GateAdapter(self.gate_), X), axis=0)
 
     def log_prob(self, X, y):
         """Conditional log-density (log-probability) of ``y`` given ``X``.
@@ -552,19 +798,27 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         log_prob : ndarray of shape (n_samples,)
             ``log p(y_i | x_i)``.
         """
+        if _is_dask(X, y):
+            from ._dask import predict_dask
+
+            return predict_dask(self, "log_prob", X, y)
         X = self._validate_predict_X(X)
-        log_lik_T = self._log_prob_T(X, y)
+        y = self.likelihood_.transform_target(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
+        outputs_T = self._expert_outputs(X, y)
+        log_lik_T = self.likelihood_.log_likelihood(outputs_T, y, self.likelihood_.params_, out=outputs_T)
         log_w_T = self._pooling_log_weights_T(X)
         with np.errstate(under="ignore"):
             _, log_prob = _em.e_step(log_w_T, log_lik_T, out=log_lik_T)
         return log_prob
 
     def _n_parameters(self):
-        """Free parameters: gate + experts + task parameters (see ``bic``)."""
+        """Free parameters: gate + experts + likelihood parameters (see ``bic``)."""
         check_is_fitted(self)
-        n_gate = getattr(self.gate_, "n_parameters_", 0)
+        n_gate = GateAdapter(self.gate_).n_parameters
         n_experts = sum(n_expert_parameters(e) for e in self.experts_)
-        return int(n_gate + n_experts + self._n_task_parameters())
+        return int(n_gate + n_experts + self.likelihood_.n_parameters(self.likelihood_.params_))
 
     def bic(self, X, y):
         """Bayesian information criterion of the fit on ``(X, y)``; lower is better.
@@ -574,7 +828,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         * (n_features + 1)`` for the linear gate), plus each expert's
         coefficients and intercept when it exposes ``coef_`` (leaves for
         trees, summed over the members of tree ensembles, 0 for experts with
-        neither), plus the noise variances of the regressor.
+        neither), plus the likelihood's parameters (the noise variances of
+        the regressor). BIC is unreliable when an expert is degenerate (too
+        few effective samples for its parameters): such experts are re-seeded
+        or removed during the fit, with a
+        :class:`~skmoe.exceptions.DegenerateExpertWarning`.
 
         Parameters
         ----------

@@ -2,20 +2,12 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
 
-from . import _em
-from ._base import _BaseMixtureOfExperts
+from ._base import _BaseMixtureOfExperts, _is_dask
 from ._docstrings import fill_doc
 from ._experts import aligned_proba
+from .likelihoods import CategoricalLikelihood
 from .utils._compat import _fit_context
-
-# Probabilities are floored here before the log: an expert that gives a
-# class probability 0 must not turn the responsibilities into NaN.
-_PROBA_FLOOR = np.finfo(np.float64).tiny
 
 
 @fill_doc
@@ -42,12 +34,21 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         in ``fit`` and have ``predict_proba``. ``None`` means
         ``LogisticRegression()``. Experts are fitted on integer-encoded
         labels; one that saw only some classes gives probability 0 to the
-        others.
+        others. A list of ``(name, estimator)`` pairs names the experts,
+        whose parameters are then reached as ``<name>__<param>``.
     %(gate)s
     %(gate_alpha)s
     %(init)s
     %(pooling)s
     %(top_k)s
+    %(gate_features)s
+    %(expert_features)s
+    %(min_prior)s
+    %(algorithm)s
+    %(routing)s
+    %(capacity_factor)s
+    %(balance)s
+    %(gate_noise)s
     %(max_iter)s
     %(tol)s
     %(n_init)s
@@ -64,6 +65,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         Class labels.
     experts_ : list of estimators
         The fitted experts (fitted on labels encoded as ``0..n_classes-1``).
+    likelihood_ : CategoricalLikelihood
+        The fitted likelihood (holds ``classes_``).
     %(fitted_attributes)s
 
     See Also
@@ -88,8 +91,6 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     (2, 2)
     """
 
-    _is_regression = False
-
     def __init__(
         self,
         n_experts=4,
@@ -100,6 +101,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         init="kmeans",
         pooling="weighted",
         top_k=None,
+        gate_features=None,
+        expert_features=None,
+        min_prior=None,
+        algorithm="em",
+        routing="token_choice",
+        capacity_factor=None,
+        balance=None,
+        gate_noise=0.0,
         max_iter=100,
         tol=1e-4,
         n_init=1,
@@ -118,6 +127,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             init=init,
             pooling=pooling,
             top_k=top_k,
+            gate_features=gate_features,
+            expert_features=expert_features,
+            min_prior=min_prior,
+            algorithm=algorithm,
+            routing=routing,
+            capacity_factor=capacity_factor,
+            balance=balance,
+            gate_noise=gate_noise,
             max_iter=max_iter,
             tol=tol,
             n_init=n_init,
@@ -129,49 +146,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             warm_start=warm_start,
         )
 
-    def _default_expert(self):
-        return LogisticRegression()
-
-    def _prepare_target(self, y, sample_weight):
-        check_classification_targets(y)
-        y = column_or_1d(y, warn=True)
-        encoder = LabelEncoder().fit(y)
-        if encoder.classes_.shape[0] < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes with "
-                f"positive sample_weight; got only one class: {encoder.classes_[0]!r}."
-            )
-        if getattr(self, "warm_start", False) and hasattr(self, "classes_"):
-            if not np.array_equal(encoder.classes_, self.classes_):
-                raise ValueError(
-                    "warm_start=True needs the same classes as the previous fit: "
-                    f"{self.classes_.tolist()} then {encoder.classes_.tolist()}."
-                )
-        self.classes_ = encoder.classes_
-        return encoder.transform(y)
-
-    def _expert_outputs(self, experts, X, y):
-        n_classes = self.classes_.shape[0]
-        out = np.empty((len(experts), X.shape[0]))
-        rows = np.arange(X.shape[0])
-        for k, e in enumerate(experts):
-            out[k] = aligned_proba(e, X, n_classes)[rows, y]
-        with np.errstate(divide="ignore"):
-            np.log(np.maximum(out, _PROBA_FLOOR), out=out)
-        return out
-
-    def _log_lik_T(self, state, y):
-        return state.outputs_T
-
-    def _log_prob_T(self, X, y):
-        y = column_or_1d(np.asarray(y))
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels not seen in fit: {unknown.tolist()}.")
-        y_enc = np.searchsorted(self.classes_, y)
-        return self._expert_outputs(self.experts_, X, y_enc)
+    def _make_likelihood(self):
+        return CategoricalLikelihood()
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
@@ -209,6 +185,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             ``sum_k w_k(x) p_k(c | x)`` with the pooling weights ``w`` (gate,
             top-k gate, or the argmax expert); rows sum to one.
         """
+        if _is_dask(X):
+            from ._dask import predict_dask
+
+            return predict_dask(self, "predict_proba", X)
         X = self._validate_predict_X(X)
         with np.errstate(under="ignore"):
             weights_T = np.exp(self._pooling_log_weights_T(X))
@@ -218,6 +198,24 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             proba += weights_T[k][:, None] * aligned_proba(e, X, n_classes)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
+
+    def predict_experts_proba(self, X):
+        """Every expert's own class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_experts, n_classes)
+            ``proba[:, k]`` is ``experts_[k]``'s ``predict_proba`` in the
+            order of ``classes_`` (0 for classes the expert never saw).
+        """
+        X = self._validate_predict_X(X)
+        n_classes = self.classes_.shape[0]
+        return np.stack([aligned_proba(e, X, n_classes) for e in self.experts_], axis=1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.

@@ -31,6 +31,43 @@ SHARED_DOC = {
         Keep only the ``top_k`` largest gate outputs of each sample,
         renormalised (sparse gating), in training and prediction. Experts
         then fit only the samples routed to them. ``None`` keeps all.""",
+    "gate_features": """gate_features : array-like of int, str or bool, default=None
+        Columns of ``X`` the gate routes on (flexmix's concomitant
+        variables): indices, names (``X`` a DataFrame) or a boolean mask.
+        ``None`` means every column. An empty selection (``[]``) gives a gate
+        of intercepts only: constant mixing proportions, the classic mixture
+        of regressions.""",
+    "expert_features": """expert_features : array-like of int, str or bool, default=None
+        Columns of ``X`` the experts model, as ``gate_features``; ``None``
+        means every column. Must not be empty.""",
+    "min_prior": """min_prior : float in (0, 1), default=None
+        Prune experts: after the gate's M-step, experts whose mean gate
+        probability (sample-weighted) is below ``min_prior`` are removed at
+        once (flexmix's ``minprior``). ``None`` keeps them; starved experts
+        are still re-seeded or removed.""",
+    "algorithm": """algorithm : {"em", "cem", "sem"}, default="em"
+        ``"em"``: soft EM. ``"cem"``: classification EM, each sample wholly
+        to its most responsible expert (maximises the complete-data
+        likelihood, not the likelihood). ``"sem"``: stochastic EM, one
+        expert drawn per sample from its responsibilities. See "Routing and
+        EM variants" in the user guide.""",
+    "routing": """routing : {"token_choice", "expert_choice"}, default="token_choice"
+        ``"token_choice"``: each sample picks its experts (all, or
+        ``top_k``). ``"expert_choice"``: each expert takes the samples it is
+        most responsible for, up to its capacity; a sample no expert picked
+        goes to its most responsible expert.""",
+    "capacity_factor": """capacity_factor : float >= 1, default=None
+        With ``top_k``, ``"cem"``, ``"sem"`` or expert choice: no expert's
+        share of the M-step's weight exceeds ``capacity_factor * k /
+        n_experts`` (``k`` experts per sample); overflow moves to the
+        sample's next choice.""",
+    "balance": """balance : None, "uniform" or array-like of shape (n_experts,), default=None
+        Balanced responsibilities: the posterior projected onto expert
+        shares equal to the targets (``"uniform"``: ``1 / n_experts``) by
+        Sinkhorn iterations, in training only.""",
+    "gate_noise": """gate_noise : float >= 0, default=0.0
+        Standard deviation of Gaussian noise added to the gate logits in the
+        training E-steps (noisy gating), seeded by ``random_state``.""",
     "max_iter": """max_iter : int, default=100
         Maximum number of EM iterations per initialisation. ``0`` only
         initialises (one M-step from the initial partition).""",
@@ -70,6 +107,10 @@ SHARED_DOC = {
     expert_share_ : ndarray of shape (`n_experts_`,)
         Weighted mean responsibility of each expert on the training data;
         an expert with a tiny share covers almost no samples.
+    expert_load_ : ndarray of shape (`n_experts_`,)
+        Share of the training weight that each expert's last M-step was
+        fitted on (rows with non-zero weight): 1 for every expert under
+        soft EM, summing to ``top_k`` under top-k routing.
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool

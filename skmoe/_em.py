@@ -4,12 +4,28 @@ Everything here works on the core layout: per-expert quantities are
 ``(n_experts, n_samples)`` C-contiguous arrays, so reductions over experts
 run along the long, contiguous axis. The estimators transpose at the API
 boundary. No function here holds state.
+
+Every function takes its array namespace from its arguments
+(:func:`~skmoe.utils._array_api.get_namespace`): NumPy arrays use NumPy's
+in-place fast paths, other array-API arrays (torch through
+``array_api_compat``) the same formulas without ``out=`` buffers.
 """
+
+import math
 
 import numpy as np
 from scipy.special import logsumexp
 
-_LOG_2PI = np.log(2.0 * np.pi)
+from .utils._array_api import get_namespace
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _logsumexp_columns(xp, a):
+    """``log sum_k exp(a_ki)`` over axis 0, stable, for any namespace (no in-place)."""
+    shift = xp.max(a, axis=0)
+    shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    return xp.log(xp.sum(xp.exp(a - shift), axis=0)) + shift
 
 
 def gaussian_log_density(y, mean_T, variance, out=None):
@@ -31,6 +47,12 @@ def gaussian_log_density(y, mean_T, variance, out=None):
     log_density : ndarray of shape (n_experts, n_samples)
         Log-densities.
     """
+    xp, is_numpy = get_namespace(y, mean_T, variance)
+    if not is_numpy:
+        residual = mean_T - y
+        return (-0.5 / variance)[:, None] * residual * residual - 0.5 * (
+            _LOG_2PI + xp.log(variance)
+        )[:, None]
     out = np.subtract(mean_T, y, out=out)
     np.square(out, out=out)
     inv = (-0.5 / variance).astype(out.dtype, copy=False)
@@ -60,6 +82,11 @@ def e_step(log_gate_T, log_lik_T, out=None):
     log_prob : ndarray of shape (n_samples,)
         ``log p(y_i | x_i)`` under the mixture.
     """
+    xp, is_numpy = get_namespace(log_gate_T, log_lik_T)
+    if not is_numpy:
+        joint = log_gate_T + log_lik_T
+        log_prob = _logsumexp_columns(xp, joint)
+        return joint - log_prob, log_prob
     joint = np.add(log_gate_T, log_lik_T, out=out)
     with np.errstate(under="ignore"):
         log_prob = logsumexp(joint, axis=0)
@@ -91,6 +118,14 @@ def responsibilities(log_gate_T, log_lik_T, out=None):
     log_prob : ndarray of shape (n_samples,)
         ``log p(y_i | x_i)`` under the mixture.
     """
+    xp, is_numpy = get_namespace(log_gate_T, log_lik_T)
+    if not is_numpy:
+        joint = log_gate_T + log_lik_T
+        shift = xp.max(joint, axis=0)
+        shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+        joint = xp.exp(joint - shift)
+        total = xp.sum(joint, axis=0)
+        return joint / total, xp.log(total) + shift
     joint = np.add(log_gate_T, log_lik_T, out=out)
     shift = joint.max(axis=0)
     # A column of -inf everywhere cannot happen (log-likelihoods are floored),
@@ -121,9 +156,12 @@ def mean_log_likelihood(log_prob, sample_weight=None):
     value : float
         ``sum_i w_i log_prob_i / sum_i w_i``.
     """
+    xp, is_numpy = get_namespace(log_prob, sample_weight)
     if sample_weight is None:
-        return float(np.mean(log_prob))
-    return float(np.dot(sample_weight, log_prob) / np.sum(sample_weight))
+        return float(xp.mean(log_prob))
+    if is_numpy:
+        return float(np.dot(sample_weight, log_prob) / np.sum(sample_weight))
+    return float(xp.sum(sample_weight * log_prob) / xp.sum(sample_weight))
 
 
 def weighted_variance_update(y, mean_T, resp_T, sample_weight, floor):
@@ -148,6 +186,14 @@ def weighted_variance_update(y, mean_T, resp_T, sample_weight, floor):
     variance : ndarray of shape (n_experts,)
         Floored variances.
     """
+    xp, is_numpy = get_namespace(y, mean_T, resp_T, sample_weight)
+    if not is_numpy:
+        residual = mean_T - y
+        rw = resp_T * sample_weight
+        total = xp.sum(rw, axis=1)
+        safe = xp.where(total > 0, total, xp.ones_like(total))
+        variance = xp.where(total > 0, xp.sum(rw * residual * residual, axis=1) / safe, floor)
+        return xp.clip(variance, min=floor)
     n_experts = mean_T.shape[0]
     variance = np.empty(n_experts)
     for k in range(n_experts):  # one row at a time: no (n_experts, n_samples) temporary
@@ -177,6 +223,12 @@ def top_k_log_gate(log_gate_T, top_k):
     n_experts = log_gate_T.shape[0]
     if top_k is None or top_k >= n_experts:
         return log_gate_T
+    xp, is_numpy = get_namespace(log_gate_T)
+    if not is_numpy:
+        # The top_k-th largest value per column; ties at the boundary break to the lowest index.
+        rank = xp.argsort(xp.argsort(-log_gate_T, axis=0, stable=True), axis=0, stable=True)
+        masked = xp.where(rank < top_k, log_gate_T, xp.full_like(log_gate_T, -math.inf))
+        return masked - _logsumexp_columns(xp, masked)
     # Indices of the n_experts - top_k smallest entries of each column are dropped.
     drop = np.argpartition(log_gate_T, n_experts - top_k - 1, axis=0)[: n_experts - top_k]
     masked = log_gate_T.copy()
@@ -199,6 +251,12 @@ def argmax_log_gate(log_gate_T):
     masked : ndarray of shape (n_experts, n_samples)
         0 at the argmax expert, ``-inf`` elsewhere.
     """
+    xp, is_numpy = get_namespace(log_gate_T)
+    if not is_numpy:
+        best = xp.argmax(log_gate_T, axis=0)
+        experts = xp.arange(log_gate_T.shape[0])[:, None]
+        zero = xp.zeros_like(log_gate_T)
+        return xp.where(experts == best, zero, xp.full_like(log_gate_T, -math.inf))
     best = np.argmax(log_gate_T, axis=0)
     masked = np.full(log_gate_T.shape, -np.inf)
     masked[best, np.arange(log_gate_T.shape[1])] = 0.0
@@ -214,18 +272,24 @@ def mixture_mean_std(gate_T, mean_T, variance):
         Mixing weights (columns sum to one).
     mean_T : ndarray of shape (n_experts, n_samples)
         Component means.
-    variance : ndarray of shape (n_experts,)
-        Component variances.
+    variance : ndarray of shape (n_experts,) or (n_experts, n_samples)
+        Component variances (per expert, or per expert and sample).
 
     Returns
     -------
     mean, std : ndarray of shape (n_samples,)
         ``E[y|x]`` and ``sqrt(Var[y|x])`` by the law of total variance.
     """
+    xp, is_numpy = get_namespace(gate_T, mean_T, variance)
+    if not is_numpy:
+        mean = xp.sum(gate_T * mean_T, axis=0)
+        spread = mean_T - mean
+        var_T = variance[:, None] if variance.ndim == 1 else variance
+        return mean, xp.sqrt(xp.sum(gate_T * (var_T + spread * spread), axis=0))
     mean = np.einsum("ki,ki->i", gate_T, mean_T)
     # Law of total variance written as sum_k g_k (s_k^2 + (mu_k - mean)^2):
     # no E[y^2] - E[y]^2 cancellation.
-    var = variance @ gate_T
+    var = variance @ gate_T if variance.ndim == 1 else np.einsum("ki,ki->i", gate_T, variance)
     for k in range(mean_T.shape[0]):
         spread = mean_T[k] - mean
         var += gate_T[k] * spread * spread
@@ -247,4 +311,5 @@ def responsibility_share(resp_T, sample_weight):
     share : ndarray of shape (n_experts,)
         Fractions summing to one.
     """
-    return resp_T @ sample_weight / np.sum(sample_weight)
+    xp, _ = get_namespace(resp_T, sample_weight)
+    return (resp_T @ sample_weight) / xp.sum(sample_weight)

@@ -1,18 +1,14 @@
 """Mixture-of-experts regressor: Gaussian experts with per-expert noise variance."""
 
 import numpy as np
-from sklearn.base import RegressorMixin
-from sklearn.linear_model import LinearRegression
-from sklearn.utils.validation import column_or_1d
+from sklearn.base import RegressorMixin, clone
 
 from . import _em
-from ._base import _BaseMixtureOfExperts
+from ._base import _BaseMixtureOfExperts, _is_dask
 from ._docstrings import fill_doc
-from ._experts import predict_experts
-from .utils._compat import _fit_context
-
-# Noise variances are floored at this fraction of the target's variance.
-_VARIANCE_FLOOR = 1e-6
+from ._solvers import predict_experts
+from .likelihoods import GaussianLikelihood
+from .utils._compat import HasMethods, StrOptions, _fit_context
 
 
 @fill_doc
@@ -40,12 +36,27 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         accept ``sample_weight`` in ``fit``. ``None`` means
         ``LinearRegression()``. ``LinearRegression`` and ``Ridge`` experts take
         a batched fast path (all experts' weighted normal equations in one pass
-        over the data).
+        over the data). A list of ``(name, estimator)`` pairs names the
+        experts, whose parameters are then reached as ``<name>__<param>``
+        (as :class:`~sklearn.ensemble.VotingRegressor`'s ``estimators``).
+    likelihood : "gaussian" or BaseLikelihood, default="gaussian"
+        Density of ``y`` under one expert: ``"gaussian"`` is
+        :class:`~skmoe.likelihoods.GaussianLikelihood` (Gaussian noise with a
+        variance per expert); a :class:`~skmoe.likelihoods.BaseLikelihood`
+        object plugs in another one (see "Extending skmoe" in the user guide).
     %(gate)s
     %(gate_alpha)s
     %(init)s
     %(pooling)s
     %(top_k)s
+    %(gate_features)s
+    %(expert_features)s
+    %(min_prior)s
+    %(algorithm)s
+    %(routing)s
+    %(capacity_factor)s
+    %(balance)s
+    %(gate_noise)s
     %(max_iter)s
     %(tol)s
     %(n_init)s
@@ -62,7 +73,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         The fitted experts.
     noise_variance_ : ndarray of shape (`n_experts_`,)
         Noise variance of each expert (floored at ``1e-6`` times the variance
-        of ``y``).
+        of ``y``); only with the Gaussian likelihood.
+    likelihood_ : BaseLikelihood
+        The fitted likelihood; its ``params_`` are the likelihood's
+        parameters (the noise variances).
     %(fitted_attributes)s
 
     See Also
@@ -100,18 +114,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     array([2., 3.])
     """
 
-    _is_regression = True
+    _parameter_constraints = {
+        **_BaseMixtureOfExperts._parameter_constraints,
+        "likelihood": [
+            StrOptions({"gaussian"}),
+            HasMethods(["expert_outputs", "log_likelihood", "default_expert"]),
+        ],
+    }
 
     def __init__(
         self,
         n_experts=4,
         *,
         expert=None,
+        likelihood="gaussian",
         gate="linear",
         gate_alpha=1e-4,
         init="kmeans",
         pooling="weighted",
         top_k=None,
+        gate_features=None,
+        expert_features=None,
+        min_prior=None,
+        algorithm="em",
+        routing="token_choice",
+        capacity_factor=None,
+        balance=None,
+        gate_noise=0.0,
         max_iter=100,
         tol=1e-4,
         n_init=1,
@@ -130,6 +159,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             init=init,
             pooling=pooling,
             top_k=top_k,
+            gate_features=gate_features,
+            expert_features=expert_features,
+            min_prior=min_prior,
+            algorithm=algorithm,
+            routing=routing,
+            capacity_factor=capacity_factor,
+            balance=balance,
+            gate_noise=gate_noise,
             max_iter=max_iter,
             tol=tol,
             n_init=n_init,
@@ -140,11 +177,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             verbose=verbose,
             warm_start=warm_start,
         )
+        self.likelihood = likelihood
 
-    def _default_expert(self):
-        return LinearRegression()
+    def _make_likelihood(self):
+        if isinstance(self.likelihood, str):
+            return GaussianLikelihood()
+        return clone(self.likelihood)
 
-    def _validate_fit_data(self, X, y):
+    def _validate_fit_data(self, X, y, likelihood):
         y_arr = np.asarray(y) if not hasattr(y, "dtype") else y
         kind = getattr(getattr(y_arr, "dtype", None), "kind", None)
         if kind in ("U", "S") or (
@@ -154,43 +194,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
                 f"{type(self).__name__} needs a numeric target y; got values of dtype "
                 f"{y_arr.dtype}. For class labels use MixtureOfExpertsClassifier."
             )
-        return super()._validate_fit_data(X, y)
-
-    def _prepare_target(self, y, sample_weight):
-        y = column_or_1d(y, warn=True).astype(np.float64, copy=False)
-        mean = np.average(y, weights=sample_weight)
-        var = np.average((y - mean) ** 2, weights=sample_weight)
-        # Floor relative to the target's spread; an absolute one for a constant target.
-        self._variance_floor = max(_VARIANCE_FLOOR * var, 1e-12 * max(1.0, mean * mean))
-        return y
-
-    def _init_task_parameters(self, n_experts):
-        return np.ones(n_experts)
-
-    def _expert_outputs(self, experts, X, y):
-        return predict_experts(experts, X)
-
-    def _update_task_parameters(self, state, y, resp_T, sample_weight):
-        state.variance = _em.weighted_variance_update(
-            y, state.outputs_T, resp_T, sample_weight, self._variance_floor
-        )
-
-    def _log_lik_T(self, state, y):
-        # In place: the predictions are not needed once the densities exist.
-        return _em.gaussian_log_density(y, state.outputs_T, state.variance, out=state.outputs_T)
-
-    def _set_task_state(self, state):
-        self.noise_variance_ = np.asarray(state.variance, dtype=np.float64)
-
-    def _n_task_parameters(self):
-        return self.n_experts_
-
-    def _log_prob_T(self, X, y):
-        y = column_or_1d(np.asarray(y, dtype=np.float64))
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
-        mean_T = predict_experts(self.experts_, X)
-        return _em.gaussian_log_density(y, mean_T, self.noise_variance_, out=mean_T)
+        return super()._validate_fit_data(X, y, likelihood)
 
     # Experts and gates are user objects validated by their own fit.
     @_fit_context(prefer_skip_nested_validation=False)
@@ -234,11 +238,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Predictive standard deviation; only with ``return_std=True``.
         """
+        if _is_dask(X):
+            from ._dask import predict_dask
+
+            return predict_dask(self, "predict", X, return_std=return_std)
         X = self._validate_predict_X(X)
-        mean_T = predict_experts(self.experts_, X)
+        outputs_T = self._expert_outputs(X, None)
         with np.errstate(under="ignore"):
             weights_T = np.exp(self._pooling_log_weights_T(X))
-        mean, std = _em.mixture_mean_std(weights_T, mean_T, self.noise_variance_)
+        mean_T, variance = self.likelihood_.mean_variance(outputs_T, self.likelihood_.params_)
+        mean, std = _em.mixture_mean_std(weights_T, mean_T, variance)
         if return_std:
             return mean, std
         return mean

@@ -1,5 +1,7 @@
 """Tests of skmoe.datasets: generators and the bundled motorcycle data."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -33,6 +35,7 @@ def test_make_gated_regression_shapes(n_features, n_experts):
         n_samples=300,
         n_features=n_features,
         n_experts=n_experts,
+        return_labels=True,
         return_params=True,
         random_state=0,
     )
@@ -47,21 +50,76 @@ def test_make_gated_regression_shapes(n_features, n_experts):
     assert np.all(np.isfinite(X)) and np.all(np.isfinite(y))
 
 
-def test_make_gated_regression_default_returns_three_arrays():
-    out = make_gated_regression(n_samples=50, random_state=0)
+def test_make_gated_regression_default_warns_and_returns_labels():
+    # Deprecation (0.2 -> 0.3): without return_labels, the old 3-tuple and a
+    # FutureWarning that says what changes and how to choose.
+    with pytest.warns(FutureWarning, match=r"return \(X, y\) from version 0\.3") as record:
+        out = make_gated_regression(n_samples=50, random_state=0)
+    assert len(record) == 1
+    assert "return_labels=True" in str(record[0].message)
+    assert "return_labels=False" in str(record[0].message)
+    # Attributed to the caller, so the caller's filters apply.
+    assert record[0].filename == __file__
     assert len(out) == 3
+    expected = make_gated_regression(n_samples=50, return_labels=True, random_state=0)
+    for got, want in zip(out, expected):
+        assert_array_equal(got, want)
+
+
+def test_make_gated_regression_default_with_params_warns():
+    with pytest.warns(FutureWarning, match="return_labels"):
+        out = make_gated_regression(n_samples=50, return_params=True, random_state=0)
+    assert len(out) == 4 and isinstance(out[3], dict)
+
+
+@pytest.mark.parametrize(
+    "return_labels, return_params, kinds",
+    [
+        (False, False, ["X", "y"]),
+        (True, False, ["X", "y", "labels"]),
+        (False, True, ["X", "y", "params"]),
+        (True, True, ["X", "y", "labels", "params"]),
+        (np.bool_(False), False, ["X", "y"]),
+    ],
+)
+def test_make_gated_regression_return_flags(return_labels, return_params, kinds):
+    # An explicit flag never warns; the tuple is X, y, [labels], [params].
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = make_gated_regression(
+            n_samples=40,
+            return_labels=return_labels,
+            return_params=return_params,
+            random_state=0,
+        )
+    assert len(out) == len(kinds)
+    full = make_gated_regression(
+        n_samples=40, return_labels=True, return_params=True, random_state=0
+    )
+    reference = dict(zip(["X", "y", "labels", "params"], full))
+    for kind, value in zip(kinds, out):
+        if kind == "params":
+            assert set(value) == set(reference["params"])
+        else:
+            # The flags change the output, never the draws.
+            assert_array_equal(value, reference[kind])
 
 
 def test_make_gated_regression_reproducible():
-    a = make_gated_regression(n_samples=200, return_params=True, random_state=42)
+    a = make_gated_regression(
+        n_samples=200, return_labels=True, return_params=True, random_state=42
+    )
     b = make_gated_regression(
-        n_samples=200, return_params=True, random_state=np.random.RandomState(42)
+        n_samples=200,
+        return_labels=True,
+        return_params=True,
+        random_state=np.random.RandomState(42),
     )
     for u, v in zip(a[:3], b[:3]):
         assert_array_equal(u, v)
     for key in PARAM_SHAPES:
         assert_array_equal(a[3][key], b[3][key])
-    c = make_gated_regression(n_samples=200, random_state=43)
+    c = make_gated_regression(n_samples=200, return_labels=False, random_state=43)
     assert not np.allclose(a[1], c[1])
 
 
@@ -70,7 +128,11 @@ def test_make_gated_regression_reproducible():
 def test_make_gated_regression_every_region_present(seed, n_features, n_experts):
     # The gate intercepts balance the regions: each holds about 1 / n_experts.
     _, _, labels = make_gated_regression(
-        n_samples=1000, n_features=n_features, n_experts=n_experts, random_state=seed
+        n_samples=1000,
+        n_features=n_features,
+        n_experts=n_experts,
+        return_labels=True,
+        random_state=seed,
     )
     share = np.bincount(labels, minlength=n_experts) / labels.size
     assert share.min() > 0.1, share
@@ -80,7 +142,8 @@ def test_make_gated_regression_every_region_present(seed, n_features, n_experts)
 def test_make_gated_regression_noise_recovered_per_region():
     noise = np.array([0.1, 0.5, 1.0])
     X, y, labels, params = make_gated_regression(
-        n_samples=30_000, noise=noise, return_params=True, random_state=0
+        n_samples=30_000, noise=noise, return_labels=True, return_params=True,
+        random_state=0,
     )
     assert_array_equal(params["noise_std"], noise)
     expert_mean = np.einsum("ij,ij->i", X, params["expert_coef"][labels])
@@ -93,14 +156,15 @@ def test_make_gated_regression_noise_recovered_per_region():
 @pytest.mark.parametrize("noise", [0.3, np.float32(0.3), np.array(0.3)])
 def test_make_gated_regression_scalar_noise_broadcast(noise):
     *_, params = make_gated_regression(
-        n_samples=10, n_experts=4, noise=noise, return_params=True, random_state=0
+        n_samples=10, n_experts=4, noise=noise, return_labels=False, return_params=True,
+        random_state=0,
     )
     assert_allclose(params["noise_std"], np.full(4, 0.3))
 
 
 def test_make_gated_regression_zero_noise_is_exact():
     X, y, labels, params = make_gated_regression(
-        n_samples=100, noise=0.0, return_params=True, random_state=0
+        n_samples=100, noise=0.0, return_labels=True, return_params=True, random_state=0
     )
     expected = (
         np.einsum("ij,ij->i", X, params["expert_coef"][labels])
@@ -111,7 +175,7 @@ def test_make_gated_regression_zero_noise_is_exact():
 
 def test_make_gated_regression_experts_distinct():
     *_, params = make_gated_regression(
-        n_samples=10, n_experts=4, return_params=True, random_state=0
+        n_samples=10, n_experts=4, return_labels=False, return_params=True, random_state=0
     )
     coef = params["expert_coef"]
     assert np.all((np.abs(coef) >= 1) & (np.abs(coef) <= 3))
@@ -122,8 +186,9 @@ def test_make_gated_regression_experts_distinct():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_true_mean_explains_most_variance(seed):
-    X, y, _, params = make_gated_regression(
-        n_samples=5000, gate_sharpness=20.0, return_params=True, random_state=seed
+    X, y, params = make_gated_regression(
+        n_samples=5000, gate_sharpness=20.0, return_labels=False, return_params=True,
+        random_state=seed,
     )
     assert r2_score(y, gated_regression_mean(X, params)) > 0.85
     # Linear regression on all the data cannot find the regions.
@@ -135,8 +200,8 @@ def test_true_mean_explains_most_variance(seed):
 def test_true_mean_matches_label_means_when_sharp():
     # With an almost hard gate, the true mean is the labelled expert's line.
     X, _, labels, params = make_gated_regression(
-        n_samples=2000, gate_sharpness=1e4, noise=0.0, return_params=True,
-        random_state=0,
+        n_samples=2000, gate_sharpness=1e4, noise=0.0, return_labels=True,
+        return_params=True, random_state=0,
     )
     hard = (
         np.einsum("ij,ij->i", X, params["expert_coef"][labels])
@@ -149,8 +214,8 @@ def test_true_mean_matches_label_means_when_sharp():
 def test_gate_sharpness_controls_label_randomness():
     def agreement(sharpness):
         X, _, labels, params = make_gated_regression(
-            n_samples=5000, gate_sharpness=sharpness, return_params=True,
-            random_state=0,
+            n_samples=5000, gate_sharpness=sharpness, return_labels=True,
+            return_params=True, random_state=0,
         )
         logits = X @ params["gate_coef"].T + params["gate_intercept"]
         return np.mean(np.argmax(logits, axis=1) == labels)
@@ -160,7 +225,9 @@ def test_gate_sharpness_controls_label_randomness():
 
 
 def test_gated_regression_mean_checks_features():
-    X, _, _, params = make_gated_regression(n_samples=10, return_params=True)
+    X, _, params = make_gated_regression(
+        n_samples=10, return_labels=False, return_params=True
+    )
     with pytest.raises(ValueError, match="2 features"):
         gated_regression_mean(X[:, :1], params)
 
@@ -181,11 +248,14 @@ def test_gated_regression_mean_checks_features():
         ({"gate_sharpness": 0.0}, "gate_sharpness"),
         ({"gate_sharpness": np.inf}, "gate_sharpness"),
         ({"return_params": "yes"}, "return_params"),
+        ({"return_labels": "yes"}, "return_labels"),
+        ({"return_labels": None}, "return_labels"),
+        ({"return_labels": 1}, "return_labels"),
     ],
 )
 def test_make_gated_regression_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        make_gated_regression(**kwargs)
+        make_gated_regression(**{"return_labels": False, **kwargs})
 
 
 # --------------------------------------------------------------------------

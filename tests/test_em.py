@@ -153,7 +153,9 @@ def test_em_loop_with_row_threads_equals_single_thread_fit():
     from skmoe.datasets import make_gated_regression
     from skmoe.utils._threads import active_row_pool
 
-    X, y, _ = make_gated_regression(n_samples=9000, n_features=30, n_experts=3, random_state=0)
+    X, y = make_gated_regression(
+        n_samples=9000, n_features=30, n_experts=3, return_labels=False, random_state=0
+    )
     fits = []
     for n_threads in (1, 2):
         with threadpool_limits(limits=n_threads, user_api="blas"), warnings.catch_warnings():

@@ -1,24 +1,15 @@
-"""Expert adapters: batched linear fast path against each estimator's own fit."""
+"""Expert adapters: checks, seeding, the generic M-step, parameter counts."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
-from threadpoolctl import threadpool_limits
 
-from skmoe import MixtureOfExpertsRegressor, _experts
-from skmoe._experts import (
-    aligned_proba,
-    check_expert,
-    fit_experts,
-    fit_linear_experts,
-    n_expert_parameters,
-    seed_expert,
-    supports_fast_path,
-)
+from skmoe import MixtureOfExpertsRegressor
+from skmoe._experts import aligned_proba, check_expert, fit_experts, n_expert_parameters, seed_expert
 
 
 def _data(rng, n=500, d=6, k=4, offset=0.0):
@@ -26,116 +17,6 @@ def _data(rng, n=500, d=6, k=4, offset=0.0):
     y = X @ rng.randn(d) + rng.randn(n)
     weights = rng.dirichlet(np.ones(k), size=n).T.copy() * rng.uniform(0.5, 2, n)
     return X, y, weights
-
-
-@pytest.mark.parametrize(
-    "template",
-    [LinearRegression(), LinearRegression(fit_intercept=False), Ridge(alpha=3.0), Ridge(alpha=0.5, fit_intercept=False)],
-    ids=["ols", "ols-no-intercept", "ridge", "ridge-no-intercept"],
-)
-@pytest.mark.parametrize("offset", [0.0, 1e3])
-def test_fast_path_equals_generic_path(template, offset, global_random_seed):
-    rng = np.random.RandomState(global_random_seed)
-    X, y, weights = _data(rng, offset=offset)
-    templates = [template] * weights.shape[0]
-    fast = fit_linear_experts(templates, X, y, weights)
-    slow = fit_experts(templates, X, y, weights)
-    for f, s in zip(fast, slow):
-        assert type(f) is type(s)
-        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
-        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
-        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8, atol=1e-8)
-        if isinstance(s, LinearRegression):
-            assert f.rank_ == s.rank_
-            assert_allclose(f.singular_, s.singular_, rtol=1e-6)
-
-
-# Every Gram kernel and its boundaries: "pairs" (up to 24 columns of [X, 1, y]
-# and p <= 3k - 2), "gemm" (other ones up to 16 columns), "syrk" (the rest),
-# and the threaded pass (from 25 columns).
-@pytest.mark.parametrize(
-    "n_features, k",
-    [(3, 3), (10, 4), (10, 5), (10, 16), (14, 5), (14, 6), (15, 3), (20, 7), (20, 8),
-     (22, 3), (22, 9), (23, 3), (23, 16), (40, 3)],
-)
-def test_gram_layouts_match_direct_products(n_features, k):
-    # n spans several blocks of every kernel and two threads' chunks, with a ragged last block.
-    rng = np.random.RandomState(n_features)
-    n = 2 * _experts._MIN_ROWS_PER_THREAD + 37
-    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=5.0)
-    sample_weight = rng.uniform(0.2, 3.0, n)
-    x_offset, y_offset = X.mean(axis=0), float(y.mean())
-    gram = _experts.weighted_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight)
-    Z = np.c_[X - x_offset, np.ones(n), y - y_offset]
-    for j in range(k):
-        expected = (Z * (weights[j] * sample_weight)[:, None]).T @ Z
-        assert_allclose(gram[j], expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
-        assert_allclose(gram[j], gram[j].T, rtol=0, atol=0)
-    fast = fit_linear_experts([LinearRegression()] * k, X, y, weights, sample_weight)
-    slow = fit_experts([LinearRegression()] * k, X, y, weights, sample_weight=sample_weight)
-    for f, s in zip(fast, slow):
-        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
-        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
-
-
-@pytest.mark.parametrize("n_features", [3, 10, 40])  # pairs, gemm and syrk kernels at k=4
-def test_gram_matrices_do_not_depend_on_blas_threads(n_features):
-    # One BLAS thread runs the serial pass; two split the rows between two
-    # Python threads. Same blocks, sums in another order: equal to rounding.
-    rng = np.random.RandomState(1)
-    n, k = 2 * _experts._MIN_ROWS_PER_THREAD_NARROW + 101, 4
-    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=3.0)
-    x_offset, y_offset = X.mean(axis=0), float(y.mean())
-    grams = []
-    for n_threads in (1, 2):
-        with threadpool_limits(limits=n_threads, user_api="blas"):
-            grams.append(_experts.weighted_gram_matrices(X, y, weights, x_offset, y_offset))
-    assert_allclose(grams[0], grams[1], rtol=1e-12, atol=1e-12 * np.abs(grams[0]).max())
-
-
-def test_fast_path_rank_deficient_matches_min_norm():
-    rng = np.random.RandomState(0)
-    X = rng.randn(200, 3)
-    X = np.c_[X, X[:, 0] + X[:, 1], 2 * X[:, 2]]  # rank 3 of 5
-    y = X @ rng.randn(5) + 0.1 * rng.randn(200)
-    w = rng.uniform(0.1, 1, size=(2, 200))
-    fast = fit_linear_experts([LinearRegression()] * 2, X, y, w)
-    slow = fit_experts([LinearRegression()] * 2, X, y, w)
-    for f, s in zip(fast, slow):
-        assert s.rank_ == 3 and f.rank_ == 3
-        assert_allclose(f.coef_, s.coef_, rtol=1e-6, atol=1e-8)
-        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8)
-
-
-def test_whole_fit_fast_equals_generic(monkeypatch):
-    rng = np.random.RandomState(1)
-    X = rng.uniform(-2, 2, size=(600, 2))
-    y = np.where(X[:, 0] > 0, X @ [2.0, -1.0], X @ [-1.0, 3.0]) + 0.1 * rng.randn(600)
-    # Run to convergence: mid-run, the gate (a few L-BFGS steps per M-step on a
-    # nearly separable problem) drifts along a flat valley of its objective,
-    # where rounding-level differences move its coefficients by ~1e-7 with
-    # the log-likelihood equal to 1e-14; at the fixed point both paths agree.
-    kw = dict(n_experts=2, max_iter=100, tol=1e-12, random_state=0)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        fast = MixtureOfExpertsRegressor(**kw).fit(X, y)
-        assert fast._use_fast_path
-        monkeypatch.setattr(_experts, "FAST_PATH_TYPES", ())
-        slow = MixtureOfExpertsRegressor(**kw).fit(X, y)
-        assert not slow._use_fast_path
-    assert_allclose(fast.log_likelihood_curve_, slow.log_likelihood_curve_, rtol=1e-9)
-    assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-8, atol=1e-10)
-
-
-def test_supports_fast_path():
-    assert supports_fast_path([LinearRegression(), Ridge()])
-    assert not supports_fast_path([LinearRegression(positive=True)])
-    assert not supports_fast_path([Ridge(solver="sag")])
-    assert not supports_fast_path([LinearRegression(), DecisionTreeRegressor()])
 
 
 def test_check_expert_messages():
@@ -147,10 +28,8 @@ def test_check_expert_messages():
             return X
 
     with pytest.raises(TypeError, match="NoWeight does not accept sample_weight"):
-        check_expert(NoWeight(), classification=False)
-    with pytest.raises(TypeError, match="has no predict_proba"):
-        check_expert(LinearRegression(), classification=True)
-    check_expert(make_pipeline(StandardScaler(), LinearRegression()), classification=False)
+        check_expert(NoWeight())
+    check_expert(make_pipeline(StandardScaler(), LinearRegression()))
 
 
 def test_pipeline_routes_weights_to_every_step():

@@ -1,5 +1,6 @@
 """Synthetic data sets with a known mixture-of-experts structure."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -127,7 +128,7 @@ def gated_regression_mean(X, params):
         Inputs.
     params : dict
         The ``params`` returned by ``make_gated_regression(...,
-        return_params=True)``.
+        return_params=True)`` (the last item of its tuple).
 
     Returns
     -------
@@ -142,8 +143,8 @@ def gated_regression_mean(X, params):
     --------
     >>> from sklearn.metrics import r2_score
     >>> from skmoe.datasets import gated_regression_mean, make_gated_regression
-    >>> X, y, labels, params = make_gated_regression(
-    ...     n_samples=2000, return_params=True, random_state=0)
+    >>> X, y, params = make_gated_regression(
+    ...     n_samples=2000, return_labels=False, return_params=True, random_state=0)
     >>> round(r2_score(y, gated_regression_mean(X, params)), 2)
     0.95
     """
@@ -170,6 +171,7 @@ def make_gated_regression(
     *,
     noise=0.1,
     gate_sharpness=5.0,
+    return_labels="warn",
     return_params=False,
     random_state=None,
 ):
@@ -206,8 +208,22 @@ def make_gated_regression(
     gate_sharpness : float, default=5.0
         Positive scale of the gate logits: small values blur the regions into
         each other, large values make them almost hard.
+    return_labels : bool, default=True
+        If True, also return the index of the expert that generated each
+        sample, after ``y``.
+
+        .. versionadded:: 0.2
+
+        .. deprecated:: 0.2
+           The default changes from True to False in 0.3, so that the
+           function returns ``(X, y)`` like scikit-learn's generators (the
+           way ``make_blobs`` returns its centres only with
+           ``return_centers=True``). Until then, leaving ``return_labels``
+           out returns the labels and issues a ``FutureWarning``; pass
+           ``return_labels=True`` or ``False`` to silence it.
+
     return_params : bool, default=False
-        If True, also return the parameters of the generating model.
+        If True, also return the parameters of the generating model, last.
     random_state : int, RandomState instance or None, default=None
         Seed of the random draws (parameters, inputs, labels and noise). Pass
         an int for reproducible output.
@@ -219,7 +235,8 @@ def make_gated_regression(
     y : ndarray of shape (n_samples,)
         Targets.
     labels : ndarray of shape (n_samples,)
-        Index of the expert that generated each sample.
+        Only if ``return_labels=True``; the index of the expert that
+        generated each sample.
     params : dict
         Only if ``return_params=True``; the generating model, with keys
 
@@ -229,6 +246,11 @@ def make_gated_regression(
         - ``expert_coef``: ndarray of shape (n_experts, n_features),
         - ``expert_intercept``: ndarray of shape (n_experts,),
         - ``noise_std``: ndarray of shape (n_experts,).
+
+        The tuple is, in this order, ``(X, y)``, then ``labels`` if
+        ``return_labels=True``, then ``params`` if ``return_params=True``:
+        ``(X, y)``, ``(X, y, labels)``, ``(X, y, params)`` or
+        ``(X, y, labels, params)``.
 
     See Also
     --------
@@ -240,13 +262,17 @@ def make_gated_regression(
     --------
     >>> import numpy as np
     >>> from skmoe.datasets import make_gated_regression
-    >>> X, y, labels = make_gated_regression(n_samples=500, random_state=0)
-    >>> X.shape, y.shape, labels.shape
-    ((500, 2), (500,), (500,))
+    >>> X, y = make_gated_regression(
+    ...     n_samples=500, return_labels=False, random_state=0)
+    >>> X.shape, y.shape
+    ((500, 2), (500,))
+    >>> X, y, labels = make_gated_regression(
+    ...     n_samples=500, return_labels=True, random_state=0)
     >>> np.unique(labels).tolist()
     [0, 1, 2]
     >>> X, y, labels, params = make_gated_regression(
-    ...     n_experts=2, noise=[0.1, 0.5], return_params=True, random_state=0)
+    ...     n_experts=2, noise=[0.1, 0.5], return_labels=True, return_params=True,
+    ...     random_state=0)
     >>> params["expert_coef"].shape, params["noise_std"].tolist()
     ((2, 2), [0.1, 0.5])
     """
@@ -255,8 +281,20 @@ def make_gated_regression(
     n_experts = _check_int(n_experts, "n_experts", 1)
     noise_std = _check_noise(noise, n_experts)
     gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
-    if not isinstance(return_params, (bool, np.bool_)):
-        raise ValueError(f"return_params must be a bool, got {return_params!r}.")
+    if isinstance(return_labels, str) and return_labels == "warn":
+        warnings.warn(
+            "make_gated_regression returns (X, y, labels) but will return "
+            "(X, y) from version 0.3, like scikit-learn's generators. Pass "
+            "return_labels=True to keep the labels or return_labels=False to "
+            "get (X, y); either silences this warning.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return_labels = True
+    flags = (("return_labels", return_labels), ("return_params", return_params))
+    for name, value in flags:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be a bool, got {value!r}.")
     rng = check_random_state(random_state)
 
     # The model's parameters first, then the data, in a fixed order.
@@ -279,8 +317,9 @@ def make_gated_regression(
         + noise_std[labels] * eps
     )
 
+    out = (X, y, labels) if return_labels else (X, y)
     if not return_params:
-        return X, y, labels
+        return out
     params = {
         "gate_coef": gate_coef,
         "gate_intercept": gate_intercept,
@@ -289,7 +328,7 @@ def make_gated_regression(
         "expert_intercept": expert_intercept,
         "noise_std": noise_std,
     }
-    return X, y, labels, params
+    return (*out, params)
 
 
 def make_xor_blobs(n_samples=400, *, noise=0.3, random_state=None):

@@ -13,20 +13,42 @@ passed as ``gate=``:
 ``predict_log_proba(X)``
     Log gate probabilities, shape ``(n_samples, n_experts)``; rows must
     log-sum-exp to 0.
-``n_parameters_``
-    Number of free parameters of the fitted gate, used by ``bic``/``aic``.
+``n_parameters_`` (optional)
+    Number of free parameters of the fitted gate, used by ``bic``/``aic``;
+    0 when absent.
+
+A gate may also declare capabilities, found by the presence of the method or
+attribute (the built-in gates have them all; see
+:mod:`skmoe.gates._protocol`, the adapter through which the EM loop calls
+any gate):
+
+``prepare(X, sample_weight)`` and ``fit_prepared(X, resp_T, context)``
+    Data-dependent constants computed once per EM run, then fits in the
+    core's layout: ``resp_T`` is a C-contiguous float64 ``(n_experts,
+    n_samples)`` array whose columns sum to one, ``X`` is validated.
+``log_proba_T(X)``
+    Log-probabilities as a C-contiguous float64 ``(n_experts, n_samples)``
+    array.
+``penalty()``
+    Penalty term of the last fit, in the units of the mean log-likelihood;
+    the EM objective is the mean log-likelihood minus it (0 when absent).
+``remove_experts(keep)``
+    Keep only the outputs ``keep``, continuing warm starts from there. A gate
+    without it is refitted from a cold start after experts are removed.
+``splits_rows`` (class attribute)
+    True when the gate's passes over the rows run on the row threads of
+    :func:`skmoe.utils._threads.row_parallel` with single-threaded BLAS, so
+    the EM loop may hold BLAS to one thread for the whole loop.
 
 Gates are scikit-learn estimators (``get_params``/``set_params``) so that
-``clone`` and grid search reach their hyperparameters. The core keeps
-responsibilities as ``(n_experts, n_samples)`` C-contiguous arrays and passes
-their transposed view; gates written for speed may rely on ``resp.T`` being
-C-contiguous without a copy.
+``clone`` and grid search reach their hyperparameters. A scikit-learn
+classifier is not a gate: it is fitted to labels, a gate to soft targets.
 """
 
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 GATE_METHODS = ("fit", "predict_log_proba")
 
@@ -38,7 +60,10 @@ def check_gate(gate):
     ``fit(X, resp, sample_weight=None)`` and ``predict_log_proba(X)``; this
     is what the estimators check before fitting. It need not subclass
     :class:`BaseGate`, but the estimators clone it, so it must offer
-    ``get_params`` as scikit-learn estimators do.
+    ``get_params`` as scikit-learn estimators do. A scikit-learn classifier
+    or regressor (``LogisticRegression()``) has these methods but is fitted
+    to labels or values, not to soft targets, and is refused unless it
+    subclasses :class:`BaseGate`.
 
     Parameters
     ----------
@@ -48,7 +73,8 @@ def check_gate(gate):
     Raises
     ------
     TypeError
-        If one or more protocol methods are missing.
+        If one or more protocol methods are missing, or if ``gate`` is a
+        scikit-learn classifier or regressor.
 
     See Also
     --------
@@ -56,12 +82,17 @@ def check_gate(gate):
 
     Examples
     --------
+    >>> from sklearn.linear_model import LogisticRegression
     >>> from skmoe.gates import LinearGate, check_gate
     >>> check_gate(LinearGate())
     >>> check_gate(object())
     Traceback (most recent call last):
         ...
     TypeError: gate=<object object at ...> does not follow the gate protocol: ...
+    >>> check_gate(LogisticRegression())
+    Traceback (most recent call last):
+        ...
+    TypeError: gate=LogisticRegression() is a scikit-learn classifier, not a gate: ...
     """
     missing = [name for name in GATE_METHODS if not callable(getattr(gate, name, None))]
     if missing:
@@ -70,13 +101,37 @@ def check_gate(gate):
             f"{', '.join(missing)}. A gate needs fit(X, resp, sample_weight=None) "
             "and predict_log_proba(X); see skmoe.gates.BaseGate."
         )
+    kind = _estimator_kind(gate)
+    if kind is not None and not isinstance(gate, BaseGate):
+        raise TypeError(
+            f"gate={gate!r} is a scikit-learn {kind}, not a gate: a gate is fitted "
+            "to soft targets resp of shape (n_samples, n_experts) (the "
+            "responsibilities of the experts), not to one label or value per "
+            "sample. Use gate='linear' (multinomial logistic regression on soft "
+            "targets), gate='mlp', or a subclass of skmoe.gates.BaseGate."
+        )
+
+
+def _estimator_kind(obj):
+    """``"classifier"``, ``"regressor"`` or None (also for objects without scikit-learn tags)."""
+    try:
+        if is_classifier(obj):
+            return "classifier"
+        if is_regressor(obj):
+            return "regressor"
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return None
 
 
 class BaseGate(BaseEstimator, metaclass=ABCMeta):
     """Base class for gating networks.
 
     Subclasses implement :meth:`fit` and :meth:`predict_log_proba`; this class
-    adds :meth:`predict_proba` and :meth:`predict`.
+    adds :meth:`predict_proba` and :meth:`predict`. The optional capabilities
+    of the protocol (``prepare``/``fit_prepared``, ``log_proba_T``,
+    ``penalty``, ``remove_experts``) are found by their presence; the class
+    attribute ``splits_rows`` is False here.
 
     See Also
     --------
@@ -94,6 +149,9 @@ class BaseGate(BaseEstimator, metaclass=ABCMeta):
     >>> LinearGate().fit(X, resp).predict(X)
     array([0, 0, 1, 1])
     """
+
+    # Whether the passes over the rows run on RowPool chunks with one BLAS thread.
+    splits_rows = False
 
     @abstractmethod
     def fit(self, X, resp, sample_weight=None):

@@ -15,18 +15,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils import _optional
 from ..utils._compat import Interval, StrOptions
-from ._base import BaseGate, validate_resp
-from ._linear import weighted_standardisation
-from ._mlp import (
-    ACTIVATIONS,
-    _normalised_weight,
-    check_hidden_layer_sizes,
-    count_parameters,
-    glorot_bound,
-    layer_shapes,
-    standardise_first_layer,
-    unstandardise_first_layer,
-)
+from ._network import ACTIVATIONS, check_hidden_layer_sizes, glorot_bound
+from ._softmax import _BaseSoftmaxGate
 
 
 def resolve_device(torch, device):
@@ -89,7 +79,42 @@ def _forward_logits_T(torch, X, coefs, intercepts, activation):
     return A
 
 
-class TorchGate(BaseGate):
+def torch_objective(torch, X, resp_T, weight, mean, scale, alpha, coefs, intercepts, activation):
+    """The objective of :class:`~skmoe.gates._softmax.SoftmaxObjective`, in PyTorch.
+
+    Parameters
+    ----------
+    torch : module
+        The :mod:`torch` module.
+    X : torch.Tensor of shape (n_samples, n_features)
+        Raw inputs.
+    resp_T : torch.Tensor of shape (n_experts, n_samples)
+        Targets, columns summing to one.
+    weight, mean, scale : torch.Tensor
+        The :class:`~skmoe.gates._softmax.SoftmaxContext` of ``X``.
+    alpha : float
+        L2 penalty on the weights.
+    coefs, intercepts : list of torch.Tensor
+        Parameters in standardised units (autograd leaves).
+    activation : str
+        Hidden activation.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar penalised weighted cross-entropy.
+    """
+    # Standardisation folded into the first layer: no standardised copy of X.
+    W0 = coefs[0] / scale
+    b0 = intercepts[0] - W0 @ mean
+    Z = _forward_logits_T(torch, X, [W0, *coefs[1:]], [b0, *intercepts[1:]], activation)
+    log_p = torch.log_softmax(Z, dim=0)
+    loss = -((resp_T * log_p).sum(dim=0) @ weight)
+    penalty = sum((W * W).sum() for W in coefs)
+    return loss + 0.5 * alpha * penalty
+
+
+class TorchGate(_BaseSoftmaxGate):
     """Softmax or MLP gate trained with PyTorch, on CPU or GPU.
 
     The same model family and objective as :class:`~skmoe.gates.MLPGate`:
@@ -224,77 +249,29 @@ class TorchGate(BaseGate):
             self._X_cache = (key, X, tensor)
         return tensor
 
-    def fit(self, X, resp, sample_weight=None):
-        """Fit the gate to soft targets, warm-starting when already fitted.
+    def _hidden_layers(self):
+        return check_hidden_layer_sizes(self.hidden_layer_sizes)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        resp : array-like of shape (n_samples, n_experts)
-            Soft targets (rows are normalised to sum to one).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
-
-        Returns
-        -------
-        self : TorchGate
-            The fitted gate.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skmoe.gates import TorchGate
-        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
-        >>> resp = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
-        >>> TorchGate(device="cpu").fit(X, resp).n_parameters_
-        2
-        """
-        self._validate_params()
+    def _minimise(self, X, resp_T, context, shapes, coefs, intercepts):
+        """Full-batch :class:`torch.optim.LBFGS` with a strong-Wolfe line search."""
         torch = _optional.import_torch()
         device = resolve_device(torch, self.device)
-        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        X = check_array(X, dtype=[np.float64, np.float32])
-        n_samples, n_features = X.shape
-        resp_T = validate_resp(resp, n_samples)
-        weight = _normalised_weight(sample_weight, n_samples)
-        n_experts = resp_T.shape[0]
-        mean, scale = weighted_standardisation(X, weight)
-        shapes = layer_shapes(n_features, hidden, n_experts)
-
-        if hasattr(self, "coefs_") and [c.shape for c in self.coefs_] == shapes:
-            coefs, intercepts = standardise_first_layer(
-                self.coefs_, self.intercepts_, mean, scale
-            )
-        else:
-            coefs, intercepts = self._initial_parameters(
-                torch, shapes, resp_T @ weight
-            )
-
         dtype = _torch_dtype(torch, device, X.dtype)
 
         def to_device(array):
             return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
 
         Xt = self._device_tensor(torch, X, device, dtype, store=True)
-        R = to_device(resp_T)
-        w = to_device(weight)
-        mean_t, scale_t = to_device(mean), to_device(scale)
+        R, w = to_device(resp_T), to_device(context.weight)
+        mean, scale = to_device(context.mean), to_device(context.scale)
         params_W = [to_device(c).clone().requires_grad_(True) for c in coefs]
         params_b = [to_device(b).clone().requires_grad_(True) for b in intercepts]
         alpha, activation = float(self.alpha), self.activation
 
         def objective():
-            # Standardisation folded into the first layer: no standardised copy of X.
-            W0 = params_W[0] / scale_t
-            b0 = params_b[0] - W0 @ mean_t
-            Z = _forward_logits_T(
-                torch, Xt, [W0, *params_W[1:]], [b0, *params_b[1:]], activation
+            return torch_objective(
+                torch, Xt, R, w, mean, scale, alpha, params_W, params_b, activation
             )
-            log_p = torch.log_softmax(Z, dim=0)
-            loss = -((R * log_p).sum(dim=0) @ w)
-            penalty = sum((W * W).sum() for W in params_W)
-            return loss + 0.5 * alpha * penalty
 
         optimizer = torch.optim.LBFGS(
             params_W + params_b,
@@ -317,24 +294,16 @@ class TorchGate(BaseGate):
         optimizer.step(closure)
         with torch.no_grad():
             loss = float(objective())
-
+        first_param = optimizer.param_groups[0]["params"][0]
+        n_iter = int(optimizer.state[first_param].get("n_iter", 0))
+        self.device_ = str(device)
         coefs = [W.detach().cpu().double().numpy() for W in params_W]
         intercepts = [b.detach().cpu().double().numpy() for b in params_b]
-        coefs, intercepts = unstandardise_first_layer(coefs, intercepts, mean, scale)
-        intercepts[-1] -= intercepts[-1].mean()  # softmax is shift-invariant
-        self.coefs_ = coefs
-        self.intercepts_ = intercepts
-        self.n_features_in_ = n_features
-        self.n_experts_ = n_experts
-        self.n_parameters_ = count_parameters(shapes)
-        first_param = optimizer.param_groups[0]["params"][0]
-        self.n_iter_ = int(optimizer.state[first_param].get("n_iter", 0))
-        self.loss_ = loss
-        self.device_ = str(device)
-        return self
+        return coefs, intercepts, loss, n_iter
 
-    def _initial_parameters(self, torch, shapes, prior):
+    def _initial_parameters(self, shapes, prior):
         """Glorot-uniform start from a CPU ``torch.Generator`` seeded by ``random_state``."""
+        torch = _optional.import_torch()
         rng = check_random_state(self.random_state)
         generator = torch.Generator(device="cpu")
         generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
@@ -349,39 +318,13 @@ class TorchGate(BaseGate):
         intercepts[-1] = np.log(np.maximum(prior, 1e-12))
         return coefs, intercepts
 
-    def predict_log_proba(self, X):
-        """Log gate probabilities, computed on the device, returned as NumPy.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_experts)
-            Log probability of each expert (a transposed view of a
-            C-contiguous ``(n_experts, n_samples)`` array).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skmoe.gates import TorchGate
-        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
-        >>> resp = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
-        >>> gate = TorchGate(device="cpu").fit(X, resp)
-        >>> np.exp(gate.predict_log_proba(X)).sum(axis=1)
-        array([1., 1., 1., 1.])
-        """
+    def _log_proba_native_T(self, X):
+        """Log-probabilities computed on the device, returned as a NumPy array."""
         check_is_fitted(self)
         torch = _optional.import_torch()
         device = resolve_device(torch, self.device)
         X = check_array(X, dtype=[np.float64, np.float32])
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input."
-            )
+        self._check_n_features_in(X)
         dtype = _torch_dtype(torch, device, X.dtype)
         with torch.no_grad():
             Xt = self._device_tensor(torch, X, device, dtype, store=False)
@@ -391,4 +334,4 @@ class TorchGate(BaseGate):
             ]
             Z = _forward_logits_T(torch, Xt, coefs, intercepts, self.activation)
             log_p = torch.log_softmax(Z, dim=0).contiguous()
-        return log_p.cpu().numpy().T
+        return log_p.cpu().numpy()

@@ -2,15 +2,45 @@
 
 import numpy as np
 
-from ._plot_utils import _check_estimator, _check_matplotlib
+from ._plot_utils import _check_estimator, _check_matplotlib, _style_kwargs
+
+# Styles of the restarts other than the best, by restart index: restarts that
+# reach the same curve (n_init restarts from one init, say) differ in line
+# style and marker, and are drawn over the best curve, so each stays visible.
+_LINESTYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)), (0, (8, 3)))
+_MARKERS = ("s", "^", "v", "D", "<", ">", "p", "h", "X", "P")
+# At most this many markers on a curve; longer curves place them sparsely,
+# at offsets that differ between restarts.
+_MAX_MARKERS = 15
+
+
+def _same_curves(curves):
+    """For each curve, the indices of the other curves equal to it."""
+    same = [[] for _ in curves]
+    for a, ca in enumerate(curves):
+        for b in range(a + 1, len(curves)):
+            cb = curves[b]
+            if ca.shape == cb.shape and np.allclose(ca, cb, rtol=1e-9, atol=0.0, equal_nan=True):
+                same[a].append(b)
+                same[b].append(a)
+    return same
+
+
+def _markevery(n_points, r):
+    """Marker positions of restart ``r`` on a curve of ``n_points``."""
+    step = max(1, -(-n_points // _MAX_MARKERS))
+    return (r % step, step)
 
 
 class ConvergenceDisplay:
     """EM convergence: the log-likelihood of every restart against iterations.
 
     One curve per initialisation (``n_init`` restarts), the kept (best) one
-    thicker and labelled ``"best"``. Iteration 0 is the objective after the
-    initial M-step.
+    thick, black and labelled ``"best"``. Every other restart has its own
+    colour, line style and (hollow) marker and is drawn over the best curve,
+    so restarts that end on the same curve are all visible; the legend has
+    one entry per restart and says which restarts coincide. Iteration 0 is
+    the objective after the initial M-step.
 
     It is recommended to create a display with :meth:`from_estimator`;
     ``__init__`` only stores the curves and :meth:`plot` only draws.
@@ -30,6 +60,9 @@ class ConvergenceDisplay:
     ----------
     lines_ : list of matplotlib.lines.Line2D
         One line per restart, in the order of ``curves``.
+    same_curves_ : list of list of int
+        For each restart, the other restarts whose curve is the same (to a
+        relative tolerance of 1e-9); their legend entries say so.
     best_line_ : matplotlib.lines.Line2D
         The highlighted line (also in ``lines_``).
     ax_ : matplotlib.axes.Axes
@@ -73,7 +106,9 @@ class ConvergenceDisplay:
             best curve only.
         **kwargs : dict
             Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
-            other curves.
+            other curves. A keyword replaces the default that sets the same
+            property under any name (``c=`` the per-restart colours, ``lw=``
+            the default ``linewidth``, ``ls=`` the per-restart line styles).
 
         Returns
         -------
@@ -105,23 +140,44 @@ class ConvergenceDisplay:
         if best is None:
             best = int(np.argmax([c[-1] if c.size else -np.inf for c in curves]))
 
+        self.same_curves_ = _same_curves(curves)
         self.lines_ = []
         single = len(curves) == 1
+        n_other = 0
         for r, curve in enumerate(curves):
             iterations = np.arange(curve.shape[0])
+            same = self.same_curves_[r]
+            suffix = (
+                " = restart " + ", ".join(str(o) for o in same) if same else ""
+            )
             if r == best:
-                kw = {
-                    "color": "k",
-                    "linewidth": 2.5,
-                    "marker": "o" if curve.shape[0] <= 30 else None,
-                    "markersize": 3,
-                    "zorder": 3,
-                    "label": "best" if single else f"best (restart {r})",
-                }
-                kw.update(best_kw or {})
+                kw = _style_kwargs(
+                    {
+                        "color": "k",
+                        "linewidth": 3.0,
+                        "marker": "o" if curve.shape[0] <= 30 else None,
+                        "markersize": 4,
+                        "zorder": 2,
+                        "label": "best" if single else f"best (restart {r}{suffix})",
+                    },
+                    best_kw, param="best_kw",
+                )
             else:
-                kw = {"linewidth": 1.0, "alpha": 0.8, "label": f"restart {r}"}
-                kw.update(kwargs)
+                kw = _style_kwargs(
+                    {
+                        "color": f"C{n_other % 10}",
+                        "linewidth": 1.2,
+                        "linestyle": _LINESTYLES[n_other % len(_LINESTYLES)],
+                        "marker": _MARKERS[n_other % len(_MARKERS)],
+                        "markersize": 6,
+                        "markerfacecolor": "none",
+                        "markevery": _markevery(curve.shape[0], n_other),
+                        "zorder": 3,
+                        "label": f"restart {r}{suffix}",
+                    },
+                    kwargs,
+                )
+                n_other += 1
             (line,) = ax.plot(iterations, curve, **kw)
             self.lines_.append(line)
         self.best_line_ = self.lines_[best]
@@ -141,8 +197,9 @@ class ConvergenceDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            Fitted estimator; its ``log_likelihood_curves_`` (one array per
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
+            Fitted estimator, or a :class:`~sklearn.pipeline.Pipeline` whose
+            last step is one; its ``log_likelihood_curves_`` (one array per
             restart) are drawn, the one equal to ``log_likelihood_curve_``
             (the kept fit) highlighted.
         ax : matplotlib Axes, default=None
@@ -157,6 +214,9 @@ class ConvergenceDisplay:
 
         Raises
         ------
+        TypeError
+            If ``estimator`` is neither a mixture of experts nor a pipeline
+            ending in one.
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
 
@@ -175,8 +235,9 @@ class ConvergenceDisplay:
         >>> len(disp.lines_)
         2
         """
-        _check_matplotlib(f"{cls.__name__}.from_estimator")
-        _check_estimator(estimator, f"{cls.__name__}.from_estimator")
+        caller = f"{cls.__name__}.from_estimator"
+        _check_matplotlib(caller)
+        estimator = _check_estimator(estimator, caller).model
         best_curve = np.asarray(estimator.log_likelihood_curve_, dtype=float)
         curves = getattr(estimator, "log_likelihood_curves_", None)
         if not curves:

@@ -4,15 +4,58 @@ import numpy as np
 
 from ._plot_utils import (
     _check_estimator,
+    _check_grid_resolution,
     _check_matplotlib,
     _expert_colors,
+    _feature_grid,
     _feature_name,
-    _fixed_values,
-    _grid_input,
     _is_classifier,
+    _model_input,
     _resolve_feature,
+    _style_kwargs,
     _validate_X,
 )
+
+# Heights of the predictions' and the gate's axes.
+_HEIGHT_RATIOS = (3, 1)
+
+
+def _split_axes(ax):
+    """The two axes to draw on: ``(top, bottom, bounding)``.
+
+    ``None``: a new figure with two stacked axes sharing x. One Axes: it is
+    hidden and its area split into two axes sharing x (``bounding`` is that
+    Axes). A sequence or array of two Axes: used as they are.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+
+    if ax is None:
+        _, (top, bottom) = plt.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": _HEIGHT_RATIOS},
+            figsize=(6.4, 5.6),
+        )
+        return top, bottom, None
+    if isinstance(ax, Axes):
+        fig = ax.figure
+        spec = ax.get_subplotspec()
+        ax.set_axis_off()
+        if spec is not None:
+            grid = spec.subgridspec(2, 1, height_ratios=_HEIGHT_RATIOS, hspace=0.08)
+            top = fig.add_subplot(grid[0])
+            bottom = fig.add_subplot(grid[1], sharex=top)
+        else:  # an Axes placed with fig.add_axes: split its rectangle
+            top = ax.inset_axes([0.0, 0.3, 1.0, 0.7])
+            bottom = ax.inset_axes([0.0, 0.0, 1.0, 0.22], sharex=top)
+        top.tick_params(labelbottom=False)
+        return top, bottom, ax
+    axes = np.asarray(ax, dtype=object).ravel()
+    if axes.shape[0] != 2 or not all(isinstance(a, Axes) for a in axes):
+        raise ValueError(
+            "ax must be one matplotlib Axes (split in two) or two Axes (top for "
+            f"the predictions, bottom for the gate); got {ax!r}."
+        )
+    return axes[0], axes[1], None
 
 
 class ExpertsDisplay:
@@ -82,6 +125,9 @@ class ExpertsDisplay:
         Top axes (data, experts, pooled prediction).
     gate_ax_ : matplotlib.axes.Axes
         Bottom axes (gate probabilities).
+    bounding_ax_ : matplotlib.axes.Axes or None
+        The one Axes given as ``ax``, hidden, whose area holds ``ax_`` and
+        ``gate_ax_``; ``None`` otherwise.
     figure_ : matplotlib.figure.Figure
         The figure.
 
@@ -159,10 +205,13 @@ class ExpertsDisplay:
 
         Parameters
         ----------
-        ax : sequence of two matplotlib Axes, default=None
-            The top axes (predictions) and the bottom axes (gate); ``None``
-            makes a new figure with the two stacked, sharing the x axis,
-            heights in the ratio 3:1.
+        ax : matplotlib Axes or array-like of two Axes, default=None
+            Where to draw. ``None`` makes a new figure with two axes stacked,
+            sharing the x axis, heights in the ratio 3:1. One Axes is hidden
+            and its area split the same way (it is kept as
+            ``bounding_ax_``). Two Axes (a list or the array of
+            :func:`matplotlib.pyplot.subplots`) are the top axes (predictions)
+            and the bottom axes (gate).
         xlabel : str, default=None
             Overrides the stored x-axis label (set on the bottom axes).
         ylabel : str, default=None
@@ -171,7 +220,10 @@ class ExpertsDisplay:
             Draw a legend in the top axes.
         scatter_kw : dict, default=None
             Keyword arguments for :meth:`matplotlib.axes.Axes.scatter` of the
-            data.
+            data. In this and the other keyword dicts a keyword replaces the
+            default that sets the same property under any name (``c=``
+            replaces the default ``color``, ``lw=`` the default
+            ``linewidth``).
         pooled_kw : dict, default=None
             Keyword arguments for :meth:`matplotlib.axes.Axes.plot` of the
             pooled prediction.
@@ -210,21 +262,7 @@ class ExpertsDisplay:
         True
         """
         _check_matplotlib(f"{type(self).__name__}.plot")
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, (ax, gate_ax) = plt.subplots(
-                2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]},
-                figsize=(6.4, 5.6),
-            )
-        else:
-            try:
-                ax, gate_ax = ax
-            except (TypeError, ValueError):
-                raise ValueError(
-                    "ax must be a pair of matplotlib Axes (top for the predictions, "
-                    f"bottom for the gate); got {ax!r}."
-                ) from None
+        ax, gate_ax, bounding_ax = _split_axes(ax)
 
         x = np.asarray(self.x_grid)
         preds = np.asarray(self.expert_predictions)
@@ -234,16 +272,20 @@ class ExpertsDisplay:
 
         self.scatter_ = None
         if self.x_points is not None and self.y_points is not None:
-            kw = {"s": 12, "color": "0.45", "alpha": 0.7, "linewidths": 0, "label": "data"}
-            kw.update(scatter_kw or {})
+            kw = _style_kwargs(
+                {"s": 12, "color": "0.45", "alpha": 0.7, "linewidths": 0, "label": "data"},
+                scatter_kw, kind="collection", param="scatter_kw",
+            )
             self.scatter_ = ax.scatter(self.x_points, self.y_points, **kw)
 
         self.band_ = None
         if self.pooled_std is not None:
             std = np.asarray(self.pooled_std)
-            kw = {"color": "k", "alpha": 0.12, "linewidth": 0,
-                  "label": f"\u00b1{self.n_std:g}\u03c3"}
-            kw.update(band_kw or {})
+            kw = _style_kwargs(
+                {"color": "k", "alpha": 0.12, "linewidth": 0,
+                 "label": f"\u00b1{self.n_std:g}\u03c3"},
+                band_kw, kind="collection", param="band_kw",
+            )
             self.band_ = ax.fill_between(
                 x, self.pooled - self.n_std * std, self.pooled + self.n_std * std, **kw
             )
@@ -251,19 +293,24 @@ class ExpertsDisplay:
         self.expert_lines_ = []
         for k in range(n_experts):
             curve = np.ma.masked_where(gate[:, k] <= self.gate_threshold, preds[:, k])
-            kw = {"color": self.colors_[k], "linewidth": 2, "label": f"expert {k}"}
-            kw.update(kwargs)
+            kw = _style_kwargs(
+                {"color": self.colors_[k], "linewidth": 2, "label": f"expert {k}"}, kwargs
+            )
             (line,) = ax.plot(x, curve, **kw)
             self.expert_lines_.append(line)
 
-        kw = {"color": "k", "linewidth": 1.5, "linestyle": "--", "label": "pooled"}
-        kw.update(pooled_kw or {})
+        kw = _style_kwargs(
+            {"color": "k", "linewidth": 1.5, "linestyle": "--", "label": "pooled"},
+            pooled_kw, param="pooled_kw",
+        )
         (self.pooled_line_,) = ax.plot(x, self.pooled, **kw)
 
         self.gate_lines_ = []
         for k in range(n_experts):
-            kw = {"color": self.colors_[k], "linewidth": 1.5, "label": f"expert {k}"}
-            kw.update(gate_kw or {})
+            kw = _style_kwargs(
+                {"color": self.colors_[k], "linewidth": 1.5, "label": f"expert {k}"},
+                gate_kw, param="gate_kw",
+            )
             (line,) = gate_ax.plot(x, gate[:, k], **kw)
             self.gate_lines_.append(line)
         gate_ax.axhline(self.gate_threshold, color="0.6", linewidth=0.8, linestyle=":")
@@ -282,6 +329,7 @@ class ExpertsDisplay:
 
         self.ax_ = ax
         self.gate_ax_ = gate_ax
+        self.bounding_ax_ = bounding_ax
         self.figure_ = ax.figure
         return self
 
@@ -308,8 +356,12 @@ class ExpertsDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            Fitted estimator.
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
+            Fitted estimator: a mixture of experts, or a
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one. For a
+            pipeline, ``X``, ``feature``, ``fixed_values``, the grid and the x
+            axis are in the units of the pipeline's input; the grid is passed
+            through the steps before the mixture.
         X : array-like of shape (n_samples, n_features)
             Data: they set the range of the grid and the mean used for the
             other features.
@@ -346,8 +398,9 @@ class ExpertsDisplay:
             Label of the top y axis; default for a regressor the name of ``y``
             when it is a named pandas Series, else ``"y"``; for a classifier
             ``"P(y = target_class)"``.
-        ax : sequence of two matplotlib Axes, default=None
-            Top and bottom axes; ``None`` makes a new figure.
+        ax : matplotlib Axes or array-like of two Axes, default=None
+            One Axes (split in two), or the top and bottom axes; ``None``
+            makes a new figure (see :meth:`plot`).
         **kwargs : dict
             Passed to :meth:`plot`.
 
@@ -358,6 +411,9 @@ class ExpertsDisplay:
 
         Raises
         ------
+        TypeError
+            If ``estimator`` is neither a mixture of experts nor a pipeline
+            ending in one.
         ValueError
             If ``feature`` is out of range, ``target_class`` is not a class, or
             ``y`` has the wrong length.
@@ -381,12 +437,11 @@ class ExpertsDisplay:
         >>> disp.gate_ax_.get_xlabel()
         'x0'
         """
-        _check_matplotlib(f"{cls.__name__}.from_estimator")
-        _check_estimator(estimator, f"{cls.__name__}.from_estimator")
-        if not (isinstance(grid_resolution, (int, np.integer)) and grid_resolution > 1):
-            raise ValueError(
-                f"grid_resolution must be an integer greater than 1; got {grid_resolution!r}."
-            )
+        caller = f"{cls.__name__}.from_estimator"
+        _check_matplotlib(caller)
+        fitted = _check_estimator(estimator, caller)
+        model = fitted.model
+        grid_resolution = _check_grid_resolution(grid_resolution)
         if not 0 <= gate_threshold < 1:
             raise ValueError(f"gate_threshold must be in [0, 1); got {gate_threshold!r}.")
         X_arr = _validate_X(estimator, X)
@@ -394,11 +449,12 @@ class ExpertsDisplay:
         i = _resolve_feature(estimator, feature, n_features, "feature")
 
         column = X_arr[:, i]
-        x_grid = np.linspace(column.min(), column.max(), grid_resolution)
-        X_grid = np.tile(_fixed_values(estimator, X_arr, fixed_values), (grid_resolution, 1))
-        X_grid[:, i] = x_grid
-        X_grid_in = _grid_input(estimator, X_grid)
-        gate = estimator.predict_gate(X_grid_in)
+        (x_grid,), X_grid = _feature_grid(
+            fitted, X_arr, (i,), grid_resolution=grid_resolution,
+            fixed_values=fixed_values, eps=0.0,
+        )
+        X_model = _model_input(fitted, X_grid)
+        gate = model.predict_gate(X_model)
 
         y_points = None
         if y is not None:
@@ -408,10 +464,8 @@ class ExpertsDisplay:
                     f"X has {X_arr.shape[0]} samples but y has {y_points.shape[0]}."
                 )
 
-        if _is_classifier(estimator):
-            from .._experts import aligned_proba
-
-            classes = np.asarray(estimator.classes_)
+        if _is_classifier(model):
+            classes = np.asarray(model.classes_)
             if target_class is None:
                 target_class = classes[1]
             matches = np.flatnonzero(classes == target_class)
@@ -421,11 +475,8 @@ class ExpertsDisplay:
                     f"{classes.tolist()}."
                 )
             c = int(matches[0])
-            X_experts = X_grid.astype(np.float64)
-            expert_predictions = np.column_stack(
-                [aligned_proba(e, X_experts, classes.shape[0])[:, c] for e in estimator.experts_]
-            )
-            pooled = estimator.predict_proba(X_grid_in)[:, c]
+            expert_predictions = np.asarray(model.predict_experts_proba(X_model))[:, :, c]
+            pooled = model.predict_proba(X_model)[:, c]
             pooled_std = None
             if y_points is not None:
                 y_points = (y_points == target_class).astype(np.float64)
@@ -433,8 +484,8 @@ class ExpertsDisplay:
         else:
             if target_class is not None:
                 raise ValueError("target_class applies to classifiers only.")
-            expert_predictions = estimator.predict_experts(X_grid_in)
-            pooled, pooled_std = estimator.predict(X_grid_in, return_std=True)
+            expert_predictions = model.predict_experts(X_model)
+            pooled, pooled_std = model.predict(X_model, return_std=True)
             if y_points is not None:
                 y_points = y_points.astype(np.float64)
             name = getattr(y, "name", None)

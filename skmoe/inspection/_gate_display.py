@@ -3,14 +3,17 @@
 import numpy as np
 
 from ._plot_utils import (
+    _check_eps,
     _check_estimator,
+    _check_grid_resolution,
     _check_matplotlib,
     _expert_colors,
+    _feature_grid,
     _feature_name,
-    _fixed_values,
-    _grid_input,
     _is_classifier,
+    _model_input,
     _resolve_feature,
+    _style_kwargs,
     _validate_X,
 )
 
@@ -187,10 +190,13 @@ class GateDisplay:
             are coloured by class).
         scatter_kw : dict, default=None
             Keyword arguments for :meth:`matplotlib.axes.Axes.scatter` of the
-            data points.
+            data points. They replace the defaults that set the same property
+            under any name (``color=`` or ``c=`` the colours by expert or
+            class, ``lw=`` the default ``linewidths``).
         **kwargs : dict
             Keyword arguments for :meth:`matplotlib.axes.Axes.pcolormesh` of
-            the map (``alpha`` replaces the shading with one opacity).
+            the map (``alpha`` replaces the shading with one opacity). The
+            colormap and its limits are the display's.
 
         Returns
         -------
@@ -225,8 +231,10 @@ class GateDisplay:
         self.colors_ = _expert_colors(self.colors, n_experts)
         cmap = mpl.colors.ListedColormap(self.colors_[:, :3])
 
-        surface_kw = {"shading": "nearest", "zorder": -1, "rasterized": True}
-        surface_kw.update(kwargs)
+        surface_kw = _style_kwargs(
+            {"shading": "nearest", "zorder": -1, "rasterized": True},
+            kwargs, kind="collection",
+        )
         surface_kw.update(cmap=cmap, vmin=-0.5, vmax=n_experts - 0.5)
         if "alpha" not in kwargs:
             if shade:
@@ -266,7 +274,7 @@ class GateDisplay:
                 ]
             else:
                 kw["c"] = self.colors_[labels]
-            kw.update(scatter_kw or {})
+            kw = _style_kwargs(kw, scatter_kw, kind="collection", param="scatter_kw")
             self.scatter_ = ax.scatter(points[:, 0], points[:, 1], **kw)
 
         self.legend_ = None
@@ -294,7 +302,7 @@ class GateDisplay:
         features=None,
         fixed_values=None,
         grid_resolution=100,
-        eps=1.0,
+        eps=None,
         colors=None,
         xlabel=None,
         ylabel=None,
@@ -305,8 +313,12 @@ class GateDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            Fitted estimator.
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
+            Fitted estimator: a mixture of experts, or a
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one. For a
+            pipeline, ``X``, ``features``, ``fixed_values``, the grid and the
+            axes are in the units of the pipeline's input; the grid and the
+            data are passed through the steps before the mixture.
         X : array-like of shape (n_samples, n_features)
             Data: they set the extent of the grid and the mean used for the
             features not plotted, and are drawn on top of the map.
@@ -326,8 +338,11 @@ class GateDisplay:
             computed) at their own values of every feature.
         grid_resolution : int, default=100
             Number of grid points along each axis.
-        eps : float, default=1.0
+        eps : float, default=None
             Margin added to each side of the range of ``X`` on both axes.
+            ``None``: 5 % of each plotted feature's range, so the map fits
+            the data whatever their scale (0.5 for a feature constant in
+            ``X``). A float: that margin in the features' units, on both axes.
         colors : str or list of colors, default=None
             Colour of each expert (see :class:`GateDisplay`).
         xlabel : str, default=None
@@ -348,6 +363,9 @@ class GateDisplay:
 
         Raises
         ------
+        TypeError
+            If ``estimator`` is neither a mixture of experts nor a pipeline
+            ending in one.
         ValueError
             If ``X`` does not have exactly two features and ``features`` is not
             given, or a feature index is out of range.
@@ -373,14 +391,12 @@ class GateDisplay:
         >>> disp.ax_.get_xlabel(), disp.ax_.get_ylabel()
         ('x0', 'x1')
         """
-        _check_matplotlib(f"{cls.__name__}.from_estimator")
-        _check_estimator(estimator, f"{cls.__name__}.from_estimator")
-        if not (isinstance(grid_resolution, (int, np.integer)) and grid_resolution > 1):
-            raise ValueError(
-                f"grid_resolution must be an integer greater than 1; got {grid_resolution!r}."
-            )
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0; got {eps!r}.")
+        caller = f"{cls.__name__}.from_estimator"
+        _check_matplotlib(caller)
+        fitted = _check_estimator(estimator, caller)
+        model = fitted.model
+        grid_resolution = _check_grid_resolution(grid_resolution)
+        eps = _check_eps(eps)
 
         X_arr = _validate_X(estimator, X)
         n_features = X_arr.shape[1]
@@ -410,26 +426,22 @@ class GateDisplay:
                 f"(both column {i})."
             )
 
-        x0, x1 = X_arr[:, i], X_arr[:, j]
-        xx0, xx1 = np.meshgrid(
-            np.linspace(x0.min() - eps, x0.max() + eps, grid_resolution),
-            np.linspace(x1.min() - eps, x1.max() + eps, grid_resolution),
+        (xx0, xx1), X_grid = _feature_grid(
+            fitted, X_arr, (i, j), grid_resolution=grid_resolution,
+            fixed_values=fixed_values, eps=eps,
         )
-        X_grid = np.tile(_fixed_values(estimator, X_arr, fixed_values), (xx0.size, 1))
-        X_grid[:, i] = xx0.ravel()
-        X_grid[:, j] = xx1.ravel()
-        gate = estimator.predict_gate(_grid_input(estimator, X_grid))
+        gate = model.predict_gate(_model_input(fitted, X_grid))
         expert = np.argmax(gate, axis=1).reshape(xx0.shape)
         gate_max = np.max(gate, axis=1).reshape(xx0.shape)
 
         class_names = None
-        if y is not None and _is_classifier(estimator):
+        if y is not None and _is_classifier(model):
             y_arr = np.asarray(y).ravel()
             if y_arr.shape[0] != X_arr.shape[0]:
                 raise ValueError(
                     f"X has {X_arr.shape[0]} samples but y has {y_arr.shape[0]}."
                 )
-            classes = np.asarray(estimator.classes_)
+            classes = np.asarray(model.classes_)
             unknown = np.setdiff1d(y_arr, classes)
             if unknown.size:
                 raise ValueError(f"y contains labels not seen in fit: {unknown.tolist()}.")
@@ -437,7 +449,7 @@ class GateDisplay:
             point_kind = "class"
             class_names = classes
         else:
-            point_labels = np.asarray(estimator.predict_expert(X))
+            point_labels = np.asarray(model.predict_expert(fitted.to_model(X)))
             point_kind = "expert"
 
         display = cls(
@@ -446,7 +458,7 @@ class GateDisplay:
             expert=expert,
             gate_max=gate_max,
             n_experts=gate.shape[1],
-            X_points=np.c_[x0, x1],
+            X_points=X_arr[:, [i, j]],
             point_labels=point_labels,
             point_kind=point_kind,
             class_names=class_names,

@@ -5,11 +5,11 @@ import pickle
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.optimize import check_grad
+from threadpoolctl import threadpool_limits
 
 from skmoe.gates import LinearGate, MLPGate
-from skmoe.gates._linear import weighted_standardisation
-from skmoe.gates._mlp import _MLPObjective, initial_parameters, layer_shapes, pack
+from skmoe.gates._network import weighted_standardisation
+from skmoe.utils._threads import row_parallel
 
 
 def _xor_problem(n=1000, seed=0):
@@ -18,25 +18,6 @@ def _xor_problem(n=1000, seed=0):
     X = rng.uniform(-1, 1, size=(n, 2))
     labels = (X[:, 0] * X[:, 1] > 0).astype(int)
     return X, np.eye(2)[labels], labels
-
-
-@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
-@pytest.mark.parametrize("hidden", [(), (5,), (4, 3)])
-def test_gradient_matches_finite_differences(activation, hidden):
-    rng = np.random.RandomState(0)
-    n, d, k = 40, 3, 3
-    X = rng.randn(n, d) * [1.0, 10.0, 0.1] + [5.0, -3.0, 2.0]
-    resp_T = rng.dirichlet(np.ones(k), n).T.copy()
-    weight = rng.rand(n)
-    weight /= weight.sum()
-    mean, scale = weighted_standardisation(X, weight)
-    shapes = layer_shapes(d, hidden, k)
-    objective = _MLPObjective(X, resp_T, weight, mean, scale, 0.1, shapes, activation)
-    theta = pack(*initial_parameters(shapes, activation, rng, resp_T @ weight))
-    theta += 0.1 * rng.randn(theta.size)
-    grad = objective(theta)[1]
-    error = check_grad(lambda t: objective(t)[0], lambda t: objective(t)[1], theta)
-    assert error / np.linalg.norm(grad) < 1e-5
 
 
 def test_solves_xor_gating_that_linear_gate_cannot():
@@ -140,5 +121,29 @@ def test_invalid_parameters(params, match):
 def test_wrong_number_of_features_at_predict():
     X, resp, _ = _xor_problem(n=20)
     gate = MLPGate(max_iter=5, random_state=0).fit(X, resp)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X has 5 features, but MLPGate is expecting 2"):
         gate.predict_log_proba(np.ones((3, 5)))
+
+
+def test_penalty_covers_every_layer():
+    X, resp, _ = _xor_problem(n=300)
+    X = X * [10.0, 0.1] + 5.0
+    gate = MLPGate(hidden_layer_sizes=(4, 3), alpha=0.05, max_iter=50, random_state=0)
+    gate.fit(X, resp)
+    _, scale = weighted_standardisation(X, np.full(len(X), 1 / len(X)))
+    squares = np.sum((gate.coefs_[0] * scale) ** 2) + sum(np.sum(W**2) for W in gate.coefs_[1:])
+    assert_allclose(gate.penalty(), 0.5 * 0.05 * squares, rtol=1e-10)
+    cross_entropy = -np.mean(np.sum(resp * gate.predict_log_proba(X), axis=1))
+    assert_allclose(gate.loss_, cross_entropy + gate.penalty(), rtol=1e-10)
+
+
+def test_row_threads_split_the_rows_of_predict():
+    X, resp, _ = _xor_problem(n=9000)
+    gate = MLPGate(hidden_layer_sizes=(5,), max_iter=10, random_state=0).fit(X, resp)
+    assert MLPGate.splits_rows
+    expected = gate.predict_log_proba(X)
+    with threadpool_limits(limits=2, user_api="blas"), row_parallel() as pool:
+        assert pool.n_threads == 2
+        got = gate.predict_log_proba(X)
+    assert got.T.flags.c_contiguous
+    assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

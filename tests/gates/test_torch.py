@@ -13,8 +13,13 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmoe.gates import LinearGate, TorchGate
-from skmoe.gates._linear import weighted_standardisation
-from skmoe.gates._mlp import _MLPObjective, layer_shapes, pack, standardise_first_layer
+from skmoe.gates._network import (
+    layer_shapes,
+    pack,
+    standardise_first_layer,
+    weighted_standardisation,
+)
+from skmoe.gates._softmax import SoftmaxObjective
 from skmoe.utils._optional import import_torch
 
 # predict_proba of TorchGate(hidden_layer_sizes=()) and LinearGate, both run to
@@ -79,7 +84,7 @@ def test_mlp_torch_gate_trains_and_has_the_numpy_objective(torch):
     weight = np.full(len(X), 1 / len(X))
     mean, scale = weighted_standardisation(X, weight)
     shapes = layer_shapes(2, (16,), 2)
-    objective = _MLPObjective(
+    objective = SoftmaxObjective(
         X, np.ascontiguousarray(resp.T), weight, mean, scale, gate.alpha, shapes, "tanh"
     )
     theta = pack(*standardise_first_layer(gate.coefs_, gate.intercepts_, mean, scale))

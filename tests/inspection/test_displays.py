@@ -139,9 +139,10 @@ def test_gate_display_2d(reg_2d, data_2d):
     n = reg_2d.n_experts_
 
     assert disp.xx0.shape == disp.xx1.shape == disp.expert_.shape == (30, 30)
-    # eps=1 margin around the data on both axes
-    assert_allclose(disp.xx0.min(), X[:, 0].min() - 1.0)
-    assert_allclose(disp.xx1.max(), X[:, 1].max() + 1.0)
+    # default margin: 5 % of each feature's range, on both sides
+    span = np.ptp(X, axis=0)
+    assert_allclose(disp.xx0.min(), X[:, 0].min() - 0.05 * span[0])
+    assert_allclose(disp.xx1.max(), X[:, 1].max() + 0.05 * span[1])
     # the grid arrays are the gate's argmax / max on the grid
     gate = reg_2d.predict_gate(np.c_[disp.xx0.ravel(), disp.xx1.ravel()])
     assert_array_equal(disp.expert_.ravel(), gate.argmax(axis=1))
@@ -363,8 +364,9 @@ def test_experts_display_on_given_axes_without_y(reg_1d, data_1d):
     # threshold 0: nothing masked
     assert not any(np.ma.getmaskarray(line.get_ydata()).any() for line in disp.expert_lines_)
     assert top.get_legend() is None
-    with pytest.raises(ValueError, match="pair of matplotlib Axes"):
-        disp.plot(ax=top)
+    fig3, axes3 = plt.subplots(3, 1)
+    with pytest.raises(ValueError, match="one matplotlib Axes .* or two Axes"):
+        disp.plot(ax=axes3)
 
 
 def test_experts_display_feature_and_fixed_values_on_3d(reg_3d, data_3d):
@@ -468,3 +470,300 @@ def test_convergence_display_from_arrays():
     assert disp.best_line_ is disp.lines_[2]
     with pytest.raises(ValueError, match="empty"):
         ConvergenceDisplay(curves=[]).plot()
+
+
+# ----------------------------------------------------------------------
+# GateDisplay's margin: relative to the data by default
+
+
+def test_gate_display_default_margin_fits_small_scale_data():
+    # diabetes: features scaled to about +-0.1; an absolute margin of 1 made
+    # the data a dot in the middle of the map.
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X[:, [2, 8]]
+    moe = MixtureOfExpertsRegressor(n_experts=2, max_iter=10, random_state=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        moe.fit(X, y)
+    disp = GateDisplay.from_estimator(moe, X, grid_resolution=20)
+    span = np.ptp(X, axis=0)
+    assert_allclose(disp.ax_.get_xlim(), (X[:, 0].min() - 0.05 * span[0],
+                                          X[:, 0].max() + 0.05 * span[0]))
+    assert_allclose(disp.ax_.get_ylim(), (X[:, 1].min() - 0.05 * span[1],
+                                          X[:, 1].max() + 0.05 * span[1]))
+    # the data fill the axes (over 90 % of each axis), whatever their scale
+    for lim, s in ((disp.ax_.get_xlim(), span[0]), (disp.ax_.get_ylim(), span[1])):
+        assert s / (lim[1] - lim[0]) > 0.9
+
+
+def test_gate_display_eps_float_is_in_data_units(reg_2d, data_2d):
+    X, _ = data_2d
+    disp = GateDisplay.from_estimator(reg_2d, X, grid_resolution=10, eps=0.3)
+    assert_allclose(disp.xx0.min(), X[:, 0].min() - 0.3)
+    assert_allclose(disp.xx1.max(), X[:, 1].max() + 0.3)
+    disp = GateDisplay.from_estimator(reg_2d, X, grid_resolution=10, eps=0)
+    assert_allclose([disp.xx0.min(), disp.xx0.max()], [X[:, 0].min(), X[:, 0].max()])
+
+
+def test_gate_display_eps_constant_feature(reg_3d, data_3d):
+    X, _ = data_3d
+    X = X.copy()
+    X[:, 2] = 1.5
+    disp = GateDisplay.from_estimator(reg_3d, X, features=(0, 2), grid_resolution=6)
+    assert_allclose([disp.xx1.min(), disp.xx1.max()], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "eps, err, match",
+    [(-1, ValueError, "eps must be None or a finite float >= 0"),
+     (np.inf, ValueError, "eps"),
+     ("5%", TypeError, "eps must be None or a float"),
+     (True, TypeError, "eps")],
+)
+def test_gate_display_bad_eps(reg_2d, data_2d, eps, err, match):
+    X, _ = data_2d
+    with pytest.raises(err, match=match):
+        GateDisplay.from_estimator(reg_2d, X, eps=eps)
+
+
+# ----------------------------------------------------------------------
+# ExpertsDisplay: one Axes or an array of them
+
+
+def test_experts_display_single_axes_is_split(reg_1d, data_1d):
+    X, y = data_1d
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    disp = ExpertsDisplay.from_estimator(reg_1d, X, y, ax=right, grid_resolution=20)
+    assert disp.bounding_ax_ is right and not right.axison
+    assert disp.ax_ is not right and disp.gate_ax_ is not right
+    assert disp.ax_.figure is fig and disp.gate_ax_.figure is fig and disp.figure_ is fig
+    assert disp.ax_.get_shared_x_axes().joined(disp.ax_, disp.gate_ax_)
+    # both inside the given Axes' area, the predictions on top, 3:1
+    box = right.get_position()
+    top, bottom = disp.ax_.get_position(), disp.gate_ax_.get_position()
+    for p in (top, bottom):
+        assert box.x0 - 1e-9 <= p.x0 and p.x1 <= box.x1 + 1e-9
+        assert box.y0 - 1e-9 <= p.y0 and p.y1 <= box.y1 + 1e-9
+    assert top.y0 > bottom.y1
+    assert_allclose(top.height / bottom.height, 3.0, rtol=0.05)
+    assert left.axison  # the other Axes is untouched
+    assert all(line in disp.ax_.lines for line in disp.expert_lines_)
+    assert all(line in disp.gate_ax_.lines for line in disp.gate_lines_)
+
+
+def test_experts_display_single_axes_without_subplotspec(reg_1d, data_1d):
+    X, _ = data_1d
+    fig = plt.figure()
+    ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
+    disp = ExpertsDisplay.from_estimator(reg_1d, X, ax=ax, grid_resolution=10)
+    assert disp.bounding_ax_ is ax and not ax.axison
+    assert disp.ax_.get_shared_x_axes().joined(disp.ax_, disp.gate_ax_)
+    assert disp.ax_.get_position().y0 > disp.gate_ax_.get_position().y0
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 2)])
+def test_experts_display_array_of_axes(reg_1d, data_1d, shape):
+    X, _ = data_1d
+    fig, axes = plt.subplots(*shape)
+    assert isinstance(axes, np.ndarray)
+    disp = ExpertsDisplay.from_estimator(reg_1d, X, ax=axes, grid_resolution=10)
+    assert disp.ax_ is axes.ravel()[0] and disp.gate_ax_ is axes.ravel()[1]
+    assert disp.bounding_ax_ is None
+    # also a 2-D array of two
+    fig, axes = plt.subplots(2, 1, squeeze=False)
+    disp = disp.plot(ax=axes)
+    assert disp.ax_ is axes[0, 0] and disp.gate_ax_ is axes[1, 0]
+
+
+@pytest.mark.parametrize("bad", ["top", [None, None], 3])
+def test_experts_display_bad_ax(reg_1d, data_1d, bad):
+    X, _ = data_1d
+    with pytest.raises(ValueError, match="one matplotlib Axes"):
+        ExpertsDisplay.from_estimator(reg_1d, X, ax=bad, grid_resolution=10)
+
+
+# ----------------------------------------------------------------------
+# ExpertsDisplay uses the classifier's public per-expert probabilities
+
+
+def test_experts_display_uses_predict_experts_proba(clf_2d, monkeypatch):
+    clf, X, y = clf_2d
+    calls = []
+
+    def fake(X_in):
+        calls.append(np.asarray(X_in).shape)
+        n = np.asarray(X_in).shape[0]
+        proba = np.empty((n, clf.n_experts_, 2))
+        for k in range(clf.n_experts_):
+            proba[:, k] = [0.9 - 0.1 * k, 0.1 + 0.1 * k]
+        return proba
+
+    monkeypatch.setattr(clf, "predict_experts_proba", fake)
+    disp = ExpertsDisplay.from_estimator(
+        clf, X, feature=0, grid_resolution=12, gate_threshold=0.0
+    )
+    assert calls == [(12, 2)]
+    for k, line in enumerate(disp.expert_lines_):
+        assert_allclose(line.get_ydata(), np.full(12, 0.1 + 0.1 * k))
+
+
+def test_experts_display_classifier_matches_predict_experts_proba(clf_2d):
+    clf, X, _ = clf_2d
+    disp = ExpertsDisplay.from_estimator(
+        clf, X, feature=0, grid_resolution=15, gate_threshold=0.0, target_class="a"
+    )
+    grid = np.c_[np.linspace(X[:, 0].min(), X[:, 0].max(), 15), np.full(15, X[:, 1].mean())]
+    proba = clf.predict_experts_proba(grid)
+    assert_allclose(
+        np.column_stack([line.get_ydata() for line in disp.expert_lines_]), proba[:, :, 0]
+    )
+
+
+def test_inspection_imports_no_private_skmoe_expert_helpers():
+    import ast
+    import pathlib
+
+    import skmoe.inspection
+
+    root = pathlib.Path(skmoe.inspection.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                names = {alias.name for alias in node.names}
+                assert module.split(".")[-1] != "_experts", (path.name, module)
+                assert "aligned_proba" not in names, path.name
+
+
+# ----------------------------------------------------------------------
+# ConvergenceDisplay: identical restarts stay distinguishable
+
+
+def _styles(lines):
+    return [(str(line.get_linestyle()), line.get_marker()) for line in lines]
+
+
+def test_convergence_display_identical_curves_are_distinguishable():
+    curve = np.array([-3.0, -2.0, -1.5, -1.4, -1.4])
+    disp = ConvergenceDisplay(curves=[curve, curve.copy(), curve.copy()], best_index=0).plot()
+    best, others = disp.best_line_, disp.lines_[1:]
+    # every restart its own (line style, marker) and colour
+    styles = _styles(disp.lines_)
+    assert len(set(styles)) == 3
+    assert len({mpl.colors.to_hex(line.get_color()) for line in disp.lines_}) == 3
+    # the other restarts are drawn over the (thicker) best one, hollow markers
+    assert all(line.get_zorder() > best.get_zorder() for line in others)
+    assert all(line.get_linewidth() < best.get_linewidth() for line in others)
+    assert all(line.get_markerfacecolor() == "none" for line in others)
+    assert all(line.get_linestyle() != "-" for line in others)
+    # one legend entry per restart, saying which coincide
+    texts = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert texts == [
+        "best (restart 0 = restart 1, 2)",
+        "restart 1 = restart 0, 2",
+        "restart 2 = restart 0, 1",
+    ]
+    assert disp.same_curves_ == [[1, 2], [0, 2], [0, 1]]
+
+
+def test_convergence_display_long_identical_curves_offset_markers():
+    curve = -1.0 / np.arange(1, 61)
+    disp = ConvergenceDisplay(curves=[curve, curve, curve], best_index=2).plot()
+    first, second = disp.lines_[0].get_markevery(), disp.lines_[1].get_markevery()
+    assert first != second  # markers of coinciding curves do not overlap
+    assert disp.best_line_.get_marker() in (None, "None", "")
+
+
+def test_convergence_display_identical_restarts_from_estimator(data_1d):
+    X, y = data_1d
+    labels = (X[:, 0] < 0).astype(int)  # one fixed init: every restart the same
+    moe = MixtureOfExpertsRegressor(n_experts=2, n_init=3, init=labels, random_state=0)
+    moe.fit(X, y)
+    curves = moe.log_likelihood_curves_
+    if not all(np.array_equal(curves[0], c) for c in curves):
+        pytest.skip("the restarts from one init differ in this build")
+    disp = ConvergenceDisplay.from_estimator(moe)
+    assert len(set(_styles(disp.lines_))) == 3
+    assert len(disp.ax_.get_legend().get_texts()) == 3
+
+
+def test_convergence_display_distinct_curves_unlabelled_as_same():
+    curves = [np.array([-3.0, -2.0]), np.array([-2.5, -1.0]), np.array([-4.0, -3.0])]
+    disp = ConvergenceDisplay(curves=curves).plot()
+    assert [line.get_label() for line in disp.lines_] == [
+        "restart 0", "best (restart 1)", "restart 2"
+    ]
+
+
+# ----------------------------------------------------------------------
+# Users' matplotlib keywords replace the defaults under any alias
+
+
+def test_experts_display_short_aliases(reg_1d, data_1d):
+    X, y = data_1d
+    disp = ExpertsDisplay.from_estimator(
+        reg_1d, X, y, grid_resolution=10, lw=4, c="red",
+        scatter_kw={"c": "blue", "s": 5}, pooled_kw={"lw": 3, "ls": ":"},
+        gate_kw={"c": "k"}, band_kw={"fc": "green"},
+    )
+    for line in disp.expert_lines_:
+        assert line.get_linewidth() == 4
+        assert mpl.colors.to_hex(line.get_color()) == "#ff0000"
+    assert_allclose(disp.scatter_.get_facecolors(), [mpl.colors.to_rgba("blue", 0.7)])
+    assert disp.pooled_line_.get_linewidth() == 3
+    assert disp.pooled_line_.get_linestyle() == ":"
+    assert all(mpl.colors.to_hex(line.get_color()) == "#000000" for line in disp.gate_lines_)
+    assert_allclose(disp.band_.get_facecolor()[0][:3], mpl.colors.to_rgb("green"))
+
+
+def test_gate_display_scatter_color_alias(reg_2d, data_2d):
+    X, _ = data_2d
+    disp = GateDisplay.from_estimator(
+        reg_2d, X, grid_resolution=8, scatter_kw={"color": "red", "lw": 2, "ec": "blue"}
+    )
+    assert_allclose(disp.scatter_.get_facecolors(), [mpl.colors.to_rgba("red")])
+    assert_allclose(disp.scatter_.get_linewidths(), [2])
+    assert_allclose(disp.scatter_.get_edgecolors(), [mpl.colors.to_rgba("blue")])
+
+
+def test_convergence_display_short_aliases():
+    curves = [np.array([-3.0, -2.0, -1.9]), np.array([-2.5, -1.0])]
+    disp = ConvergenceDisplay(curves=curves).plot(
+        lw=3, c="0.5", ls="-", best_kw={"lw": 5, "c": "r"}
+    )
+    other, best = disp.lines_
+    assert other.get_linewidth() == 3 and other.get_linestyle() == "-"
+    assert mpl.colors.to_hex(other.get_color()) == "#808080"
+    assert best.get_linewidth() == 5 and mpl.colors.to_hex(best.get_color()) == "#ff0000"
+
+
+def test_both_alias_and_full_name_is_an_error(reg_1d, data_1d, reg_2d, data_2d):
+    X, _ = data_1d
+    with pytest.raises(TypeError, match="got both 'linewidth' and 'lw'"):
+        ExpertsDisplay.from_estimator(reg_1d, X, grid_resolution=10, lw=1, linewidth=2)
+    X2, _ = data_2d
+    with pytest.raises(TypeError, match="scatter_kw got both 'c' and 'color'"):
+        GateDisplay.from_estimator(
+            reg_2d, X2, grid_resolution=10, scatter_kw={"c": "r", "color": "b"}
+        )
+    with pytest.raises(TypeError, match="pooled_kw must be a dict"):
+        ExpertsDisplay.from_estimator(reg_1d, X, grid_resolution=10, pooled_kw="k--")
+
+
+@pytest.mark.parametrize("Display", [GateDisplay, ExpertsDisplay])
+@pytest.mark.parametrize("grid_resolution", [1, 0, 2.5, True, "10", None])
+def test_grid_resolution_checked_alike(Display, grid_resolution, reg_2d, data_2d):
+    X, _ = data_2d
+    with pytest.raises(ValueError, match=r"grid_resolution must be an integer greater than 1; "
+                                         rf"got {grid_resolution!r}\."):
+        Display.from_estimator(reg_2d, X, grid_resolution=grid_resolution)
+
+
+@pytest.mark.parametrize("Display", [GateDisplay, ExpertsDisplay])
+def test_grid_resolution_numpy_integer(Display, reg_2d, data_2d):
+    X, _ = data_2d
+    Display.from_estimator(reg_2d, X, grid_resolution=np.int64(4))

@@ -1,0 +1,153 @@
+"""Which experts, likelihoods, gates, routers, backends and inputs work together.
+
+One table, :data:`SUPPORTED`, checked once at ``fit`` by
+:func:`check_combination` before any work, and rendered in the user guide
+by :func:`combination_table_rst`. A refused combination gets a message that
+names it and the nearest combination that works.
+"""
+
+from collections import namedtuple
+
+Combination = namedtuple(
+    "Combination", ["likelihood", "solver", "gate", "backend", "router", "input"]
+)
+Combination.__doc__ = """One fit's choice of plug-ins, as names.
+
+``likelihood``: ``"gaussian"``, ``"categorical"`` or ``"custom"``;
+``solver``: ``"batched_linear"`` or ``"generic"``; ``gate``: ``"linear"``,
+``"mlp"`` or ``"custom"`` (a gate object); ``backend``: ``"numpy"`` or
+``"torch"``; ``router``: ``"soft"``; ``input``: ``"dense"`` or ``"sparse"``.
+"""
+
+# Each field but the last two is a value or a tuple of allowed values.
+Row = namedtuple("Row", ["likelihood", "solver", "gate", "backend", "router", "input", "experts", "note"])
+
+# The values each column may take in a supported row. The routing variants
+# and the likelihood families are orthogonal to the experts and gates: each
+# new one is added here once.
+ROUTERS = ("soft",)
+REGRESSION_LIKELIHOODS = ("gaussian", "poisson", "gamma", "student_t")
+BATCHED_LIKELIHOODS = ("gaussian",)  # whose exact expert M-step is least squares
+BUILTIN_GATES = ("linear", "mlp")
+BACKENDS = ("numpy", "torch")
+INPUTS = ("dense",)
+
+SUPPORTED = (
+    Row(BATCHED_LIKELIHOODS, "batched_linear", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
+        "LinearRegression, Ridge (direct solver)",
+        "weighted normal equations of all experts in one pass; exact M-step for LinearRegression"),
+    Row(REGRESSION_LIKELIHOODS, "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
+        "any regressor whose fit takes sample_weight", "experts fitted one by one (n_jobs)"),
+    Row(("categorical",), "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
+        "any classifier with predict_proba whose fit takes sample_weight",
+        "experts fitted one by one (n_jobs)"),
+    Row(REGRESSION_LIKELIHOODS + BATCHED_LIKELIHOODS + ("categorical", "custom"),
+        ("batched_linear", "generic"), ("custom",), ("numpy",), ROUTERS, INPUTS,
+        "as the rows above", "a gate object trains itself: the backend applies to built-in gates only"),
+    Row(("custom",), "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
+        "experts that predict what the likelihood's expert_outputs needs", "a BaseLikelihood subclass"),
+    Row(("custom",), "batched_linear", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
+        "LinearRegression, Ridge, when the likelihood declares least_squares=True",
+        "a BaseLikelihood subclass"),
+)
+
+_PREFERENCE = ("backend", "input", "router", "solver", "gate", "likelihood")
+
+_FIXES = {
+    "input": "densify X (X.toarray(), or OneHotEncoder(sparse_output=False) in the pipeline)",
+    "backend": "leave backend='numpy' (the default): a gate object trains itself, "
+               "the backend applies to gate='linear' or 'mlp' only",
+    "gate": "gate='linear'",
+    "router": "the default soft EM",
+    "solver": "the generic expert solver (any estimator with sample_weight)",
+    "likelihood": "the default likelihood",
+}
+
+
+def _matches(row, combination):
+    for field in Combination._fields:
+        allowed = getattr(row, field)
+        value = getattr(combination, field)
+        if isinstance(allowed, tuple):
+            if value not in allowed:
+                return False
+        elif allowed != value:
+            return False
+    return True
+
+
+def _distance(row, combination):
+    """Fields of ``combination`` that ``row`` does not allow."""
+    return [
+        field for field in Combination._fields
+        if not _matches(row._replace(**{f: getattr(combination, f) for f in Combination._fields if f != field}), combination)
+    ]
+
+
+def check_combination(combination):
+    """Refuse a combination that no row of :data:`SUPPORTED` allows.
+
+    Parameters
+    ----------
+    combination : Combination
+        The fit's plug-ins.
+
+    Raises
+    ------
+    ValueError
+        Naming the combination, what does not fit, and the nearest
+        supported combination.
+    """
+    if any(_matches(row, combination) for row in SUPPORTED):
+        return
+    def cost(row):
+        # Fewest changed fields; among those, change what the user chose least deliberately.
+        differ = _distance(row, combination)
+        return len(differ), sorted(_PREFERENCE.index(f) for f in differ)
+
+    nearest = min(SUPPORTED, key=cost)
+    differ = _distance(nearest, combination)
+    described = ", ".join(f"{f}={getattr(combination, f)!r}" for f in Combination._fields)
+    fixes = "; ".join(_FIXES.get(f, f) for f in differ)
+    reason = " and ".join(f"{f}={getattr(combination, f)!r}" for f in differ)
+    raise ValueError(
+        f"Unsupported combination ({described}): {reason} is not supported with the "
+        f"rest. The nearest supported combination changes {', '.join(differ)}: {fixes}."
+    )
+
+
+def _join(value):
+    return ", ".join(dict.fromkeys(value)) if isinstance(value, tuple) else value
+
+
+def combination_table_rst():
+    """The table of :data:`SUPPORTED` as a reStructuredText list-table.
+
+    Returns
+    -------
+    text : str
+        The table, for the user guide.
+    """
+    lines = [
+        ".. list-table:: Supported combinations",
+        "   :header-rows: 1",
+        "",
+        "   * - likelihood",
+        "     - experts (solver)",
+        "     - gate",
+        "     - backend",
+        "     - routing",
+        "     - input",
+        "     - note",
+    ]
+    for row in SUPPORTED:
+        lines += [
+            f"   * - {_join(row.likelihood)}",
+            f"     - {row.experts} (``{_join(row.solver)}``)",
+            f"     - {_join(row.gate)}",
+            f"     - {_join(row.backend)}",
+            f"     - {_join(row.router)}",
+            f"     - {_join(row.input)}",
+            f"     - {row.note}",
+        ]
+    return "\n".join(lines) + "\n"

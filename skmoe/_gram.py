@@ -1,0 +1,225 @@
+"""Weighted Gram matrices of every expert from one pass over row blocks, and their solves.
+
+The batched linear solver (:mod:`skmoe._solvers`) accumulates these
+sufficient statistics per row block (:func:`gram_chunk`, the unit a thread
+or, later, a Dask task computes), adds the blocks in a fixed order
+(:func:`finish_gram`) and solves the small systems
+(:func:`solve_normal_equations`).
+
+Gram matrices are formed on transposed row blocks ``Z^T`` (p x m) of
+``[X - x_offset, 1, y - y_offset]``, so the weighting runs along the long,
+contiguous axis and the block stays in cache while every expert's matrix is
+updated from it. Three kernels, chosen by measurement (the timings are in
+``benchmarks/README.md``, "Gram kernels"):
+
+* "pairs" (few columns, many experts): the p(p+1)/2 column products of a
+  block once, then one GEMM with the weights gives every expert's upper
+  triangle;
+* "gemm" (other narrow designs): per expert ``(w_k Z^T) Z``;
+* "syrk" (wider): per expert ``(sqrt(w_k) Z^T)(sqrt(w_k) Z^T)^T``, half the
+  flops.
+
+Rows are split into one chunk per thread of the
+:class:`~skmoe.utils._threads.RowPool` once each thread gets enough rows.
+"""
+
+import numpy as np
+from scipy import linalg
+
+from .utils._array_api import get_namespace
+from .utils._threads import MIN_ROWS_PER_THREAD, row_parallel
+
+_PAIRS_MAX_COLUMNS = 24
+_GEMM_MAX_COLUMNS = 16
+_GEMM_BLOCK = 4096
+# Elements of one "pairs" block of products (4 MiB of float64): 6,721 rows at
+# d=10; 4,096-8,192 rows measured best.
+_PAIRS_BLOCK_ELEMENTS = 2**19
+# Elements of one SYRK block (512 KiB of float64: it and its weighted copy
+# stay in L2); 1,260 rows at d=50, measured best at 1,000-2,000.
+_SYRK_BLOCK_ELEMENTS = 2**16
+_THREADED_MIN_COLUMNS = 25
+_MIN_ROWS_PER_THREAD_NARROW = 16384
+
+
+def gram_kernel(p, n_experts):
+    """Which Gram kernel serves ``p`` columns and ``n_experts`` experts, and its block rows."""
+    if p <= _PAIRS_MAX_COLUMNS and p <= 3 * n_experts - 2:
+        return "pairs", int(min(8192, _PAIRS_BLOCK_ELEMENTS // (p * (p + 1) // 2)))
+    if p <= _GEMM_MAX_COLUMNS:
+        return "gemm", _GEMM_BLOCK
+    return "syrk", int(max(256, _SYRK_BLOCK_ELEMENTS // p))
+
+
+def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
+    """Gram matrices of ``[X - x_offset, 1, y - y_offset]`` under each expert's weights.
+
+    One pass over the data in row blocks; every expert's matrix is updated
+    from the same block while it is in cache. With more than one BLAS thread
+    and enough rows, the rows are split into one contiguous chunk per thread
+    and the chunks run in parallel threads with single-threaded BLAS (NumPy
+    and BLAS release the GIL; see ``utils/_threads.py``): the small per-block
+    products scale far better this way than through BLAS's own threads, and
+    the elementwise weighting runs in parallel too (measured at n=1e5, d=50,
+    two cores: 1.9x faster than the serial pass). The partial sums are added
+    in chunk order, so a result depends only on the data and the thread count.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Inputs.
+    y : ndarray of shape (n_samples,)
+        Targets.
+    weights_T : ndarray of shape (n_experts, n_samples)
+        Non-negative weights per expert.
+    x_offset : ndarray of shape (n_features,)
+        Subtracted from ``X`` for accuracy (global weighted mean).
+    y_offset : float
+        Subtracted from ``y``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Multiplied into every expert's weights, block by block (no
+        ``(n_experts, n_samples)`` product is formed).
+
+    Returns
+    -------
+    gram : ndarray of shape (n_experts, n_features + 2, n_features + 2)
+        ``Z^T diag(w_k) Z`` for every expert, float64 and exactly symmetric.
+    """
+    xp, is_numpy = get_namespace(X, y, weights_T, sample_weight)
+    if not is_numpy:
+        # Another namespace (a device array): the same sums as plain products.
+        n = X.shape[0]
+        Z = xp.concat(
+            [X - x_offset, xp.ones((n, 1), dtype=X.dtype), xp.reshape(y - y_offset, (n, 1))], axis=1
+        )
+        w = weights_T if sample_weight is None else weights_T * sample_weight
+        gram = xp.stack([(xp.permute_dims(Z, (1, 0)) * w[k, :]) @ Z for k in range(w.shape[0])])
+        return (gram + xp.permute_dims(gram, (0, 2, 1))) / 2
+    n_samples, n_features = X.shape
+    p = n_features + 2
+    kernel, block = gram_kernel(p, weights_T.shape[0])
+    args = (X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block)
+    with row_parallel() as pool:
+        min_rows = MIN_ROWS_PER_THREAD if p >= _THREADED_MIN_COLUMNS else _MIN_ROWS_PER_THREAD_NARROW
+        # Chunk bounds on block multiples: the same blocks as the serial pass.
+        bounds = pool.bounds(n_samples, block=block, min_rows=min_rows)
+        parts = pool.map(lambda start, stop: gram_chunk(*args, start, stop), bounds)
+    return finish_gram(parts, kernel, p)
+
+
+def finish_gram(parts, kernel, p):
+    """Add per-chunk statistics of :func:`gram_chunk` in order; full symmetric matrices.
+
+    Parameters
+    ----------
+    parts : list of ndarray
+        Partial sums of consecutive row chunks, in row order.
+    kernel : {"pairs", "gemm", "syrk"}
+        The kernel that computed them (:func:`gram_kernel`).
+    p : int
+        ``n_features + 2``.
+
+    Returns
+    -------
+    gram : ndarray of shape (n_experts, p, p)
+        Exactly symmetric float64 matrices.
+    """
+    gram = parts[0]
+    for part in parts[1:]:
+        gram += part
+    if kernel == "pairs":
+        upper = gram
+        gram = np.empty((upper.shape[0], p, p))
+        rows, cols = np.triu_indices(p)
+        gram[:, rows, cols] = upper
+        gram[:, cols, rows] = upper
+    elif kernel == "gemm":
+        # The GEMM's product is not exactly symmetric in floating point; SYRK's is.
+        gram += gram.transpose(0, 2, 1)
+        gram *= 0.5
+    return gram
+
+
+def gram_chunk(X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block, start, stop):
+    """Sufficient statistics of rows ``start:stop``: one block of the pass (see :func:`gram_kernel`).
+
+    Returns the ``(n_experts, p * (p + 1) // 2)`` upper triangles (row by
+    row) for the "pairs" kernel, ``(n_experts, p, p)`` matrices otherwise,
+    not yet symmetrised for the "gemm" kernel.
+    """
+    n_features = X.shape[1]
+    n_experts = weights_T.shape[0]
+    p = n_features + 2
+    size = min(block, max(stop - start, 1))
+    ZTb = np.empty((p, size))
+    wb = np.empty((n_experts, size))
+    if kernel == "pairs":
+        # Row a of the upper triangle, columns a..p-1, starts at offset[a].
+        offset = np.concatenate([[0], np.cumsum(np.arange(p, 0, -1))])
+        gram = np.zeros((n_experts, offset[-1]))
+        Pb = np.empty((offset[-1], size))
+    else:
+        gram = np.zeros((n_experts, p, p))
+        STb = np.empty((p, size))
+    for lo in range(start, stop, block):
+        hi = min(lo + block, stop)
+        m = hi - lo
+        ZT = ZTb[:, :m]
+        np.subtract(X[lo:hi].T, x_offset[:, None], out=ZT[:n_features])
+        ZT[n_features] = 1.0
+        np.subtract(y[lo:hi], y_offset, out=ZT[n_features + 1])
+        w = weights_T[:, lo:hi]
+        if sample_weight is not None:
+            w = np.multiply(w, sample_weight[lo:hi], out=wb[:, :m])
+        if kernel == "pairs":
+            P = Pb[:, :m]
+            for a in range(p):
+                np.multiply(ZT[a], ZT[a:], out=P[offset[a] : offset[a + 1]])
+            gram += w @ P.T
+            continue
+        if kernel == "syrk":
+            w = np.sqrt(w, out=wb[:, :m])
+        ST = STb[:, :m]
+        for k in range(n_experts):
+            np.multiply(ZT, w[k], out=ST)
+            if kernel == "syrk":
+                gram[k] += ST @ ST.T  # SYRK: half the flops of a general product
+            else:
+                gram[k] += ST @ ZT.T
+    return gram
+
+
+def solve_normal_equations(A, b, *, rank_deficient_rcond):
+    """Solve ``A beta = b`` for symmetric PSD ``A``: Cholesky, else minimum-norm.
+
+    Parameters
+    ----------
+    A : ndarray of shape (d, d)
+        Symmetric positive semi-definite matrix.
+    b : ndarray of shape (d,)
+        Right-hand side.
+    rank_deficient_rcond : float
+        Eigenvalues below this fraction of the largest count as zero.
+
+    Returns
+    -------
+    beta : ndarray of shape (d,)
+        The solution (minimum-norm when ``A`` is singular, as ``lstsq``).
+    """
+    try:
+        c, lower = linalg.cho_factor(A, lower=True, check_finite=False)
+        beta = linalg.cho_solve((c, lower), b, check_finite=False)
+        if np.all(np.isfinite(beta)):
+            # Cholesky can succeed on numerically singular systems; check the conditioning.
+            diag = np.diag(c)
+            if diag.min() > np.sqrt(rank_deficient_rcond) * diag.max():
+                return beta
+    except linalg.LinAlgError:
+        pass
+    # Minimum-norm solution, as scipy.linalg.lstsq gives LinearRegression.
+    evals, evecs = np.linalg.eigh(A)
+    keep = evals > rank_deficient_rcond * max(evals.max(), 0.0)
+    inv = np.zeros_like(evals)
+    inv[keep] = 1.0 / evals[keep]
+    return evecs @ (inv * (evecs.T @ b))
+

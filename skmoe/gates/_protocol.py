@@ -1,0 +1,264 @@
+"""How the EM loop calls a gate: one adapter for any gate, and the gate factory.
+
+The EM driver never looks at the class of a gate. It wraps it in a
+:class:`GateAdapter`, which uses the optional capabilities of the gate
+protocol (see :mod:`skmoe.gates._base`) when the gate has them, found by the
+presence of the method or attribute, and falls back on the minimal protocol
+(``fit``/``predict_log_proba``) otherwise.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+
+from ._base import check_gate
+
+# L-BFGS iterations of the NumPy linear gate per M-step. The gate warm-starts,
+# so its optimisation continues across M-steps (generalised EM: every M-step
+# still raises the objective); 5 was measured the fastest setting that reaches
+# the same log-likelihood (benchmarks/README.md, "Gate iterations per M-step").
+_GATE_ITER_PER_M_STEP = 5
+
+
+def _method(obj, name):
+    """``obj.name`` if it is callable, else None."""
+    member = getattr(obj, name, None)
+    return member if callable(member) else None
+
+
+class GateAdapter:
+    """The gate as the EM loop sees it, whatever gate it wraps.
+
+    Each method uses the gate's capability of the same purpose when the gate
+    has it (a callable of that name; an attribute for ``splits_rows`` and
+    ``n_parameters_``) and otherwise falls back on ``fit`` and
+    ``predict_log_proba`` with the defaults below. The class of the gate is
+    never looked at.
+
+    Parameters
+    ----------
+    gate : object
+        A gate following at least the minimal protocol:
+        ``fit(X, resp, sample_weight=None)`` with ``resp`` of shape
+        ``(n_samples, n_experts)`` and ``predict_log_proba(X)``.
+
+    Attributes
+    ----------
+    estimator : object
+        The wrapped gate (replaced by an unfitted clone when
+        :meth:`remove_experts` cannot remove outputs from it).
+
+    See Also
+    --------
+    make_gate : Build the gate of an EM run from the estimator's parameters.
+    skmoe.gates.BaseGate : Base class of gates, documenting the protocol.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.gates import LinearGate
+    >>> from skmoe.gates._protocol import GateAdapter
+    >>> X = np.linspace(-1, 1, 6).reshape(-1, 1)
+    >>> resp_T = np.ascontiguousarray([X[:, 0] < 0, X[:, 0] >= 0], dtype=float)
+    >>> gate = GateAdapter(LinearGate())
+    >>> context = gate.prepare(X, None)
+    >>> gate.fit(X, resp_T, None, context).log_proba_T(X).shape
+    (2, 6)
+    >>> gate.remove_experts([1]), gate.n_parameters
+    (True, 0)
+    """
+
+    def __init__(self, gate):
+        self.estimator = gate
+
+    def __repr__(self):
+        return f"GateAdapter({self.estimator!r})"
+
+    def prepare(self, X, sample_weight):
+        """The gate's constants of an EM run, or None when it has none.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Validated inputs of the run.
+        sample_weight : ndarray of shape (n_samples,) or None
+            Sample weights of the run.
+
+        Returns
+        -------
+        context : object or None
+            What to pass to every :meth:`fit` of the run: the gate's
+            ``prepare(X, sample_weight)`` when it has ``prepare`` and
+            ``fit_prepared``, else None.
+        """
+        prepare = _method(self.estimator, "prepare")
+        if prepare is None or _method(self.estimator, "fit_prepared") is None:
+            return None
+        return prepare(X, sample_weight)
+
+    def fit(self, X, resp_T, sample_weight, context):
+        """M-step of the gate: fit it to the responsibilities.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Validated inputs.
+        resp_T : ndarray of shape (n_experts, n_samples)
+            C-contiguous float64 responsibilities, columns summing to one.
+        sample_weight : ndarray of shape (n_samples,) or None
+            Sample weights (for a gate fitted through ``fit``).
+        context : object or None
+            :meth:`prepare` of the same ``X`` and ``sample_weight``.
+
+        Returns
+        -------
+        self : GateAdapter
+            The adapter, its gate fitted.
+        """
+        fit_prepared = _method(self.estimator, "fit_prepared")
+        if context is not None and fit_prepared is not None:
+            fit_prepared(X, resp_T, context)
+        else:
+            self.estimator.fit(X, resp_T.T, sample_weight=sample_weight)
+        return self
+
+    def log_proba_T(self, X):
+        """Log gate probabilities in the core's layout.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        log_proba_T : ndarray of shape (n_experts, n_samples)
+            C-contiguous float64 log-probabilities.
+        """
+        log_proba_T = _method(self.estimator, "log_proba_T")
+        if log_proba_T is not None:
+            return np.ascontiguousarray(log_proba_T(X), dtype=np.float64)
+        return np.ascontiguousarray(self.estimator.predict_log_proba(X).T, dtype=np.float64)
+
+    def penalty(self):
+        """Penalty term of the gate's last fit (0.0 when the gate has no ``penalty()``).
+
+        Returns
+        -------
+        penalty : float
+            In the units of the mean log-likelihood: the EM objective is the
+            mean log-likelihood minus this.
+        """
+        penalty = _method(self.estimator, "penalty")
+        return 0.0 if penalty is None else float(penalty())
+
+    def remove_experts(self, keep):
+        """Keep only the gate outputs ``keep``.
+
+        Parameters
+        ----------
+        keep : array-like of int
+            Indices of the experts kept, in their new order.
+
+        Returns
+        -------
+        removed : bool
+            True when the gate removed the outputs (it is now the softmax
+            over the kept ones and warm-starts from there); False when it
+            cannot: the gate is then replaced by an unfitted clone, so that
+            its next fit starts cold with the new number of experts.
+        """
+        remove_experts = _method(self.estimator, "remove_experts")
+        if remove_experts is not None:
+            remove_experts(np.asarray(keep))
+            return True
+        self.estimator = clone(self.estimator)
+        return False
+
+    @property
+    def n_parameters(self):
+        """Free parameters of the fitted gate (``n_parameters_``; 0 when absent)."""
+        return int(getattr(self.estimator, "n_parameters_", 0))
+
+    @property
+    def splits_rows(self):
+        """Whether the gate's passes over the rows run on row threads (``splits_rows``)."""
+        return bool(getattr(self.estimator, "splits_rows", False))
+
+
+def make_gate(gate, *, backend, alpha, device, random_state):
+    """The gate of one EM run, wrapped in a :class:`GateAdapter`.
+
+    The gates are built exactly as the estimators have always built them, so
+    fits do not change.
+
+    Parameters
+    ----------
+    gate : {"linear", "mlp"} or object
+        ``"linear"``: :class:`~skmoe.gates.LinearGate` at
+        ``_GATE_ITER_PER_M_STEP`` L-BFGS iterations per M-step (NumPy) or
+        :class:`~skmoe.gates.TorchGate` without hidden layer (PyTorch);
+        ``"mlp"``: :class:`~skmoe.gates.MLPGate` (NumPy) or a
+        :class:`~skmoe.gates.TorchGate` with one hidden layer of 16 units
+        (PyTorch). An object is checked with
+        :func:`~skmoe.gates.check_gate` and cloned, with its
+        ``random_state`` parameter, if any, set to the seed.
+    backend : {"numpy", "torch"}
+        Library of the built-in gates.
+    alpha : float
+        L2 penalty of the built-in gates (the estimator's ``gate_alpha``).
+    device : str or None
+        PyTorch device of the PyTorch gates.
+    random_state : int, RandomState instance or None
+        The seed of the gate: an int is used as it is (the estimators draw it
+        from the fit's RandomState, one per restart, whatever the gate);
+        from a RandomState instance or None one int is drawn, whatever the
+        gate, so the draws that follow do not depend on it.
+
+    Returns
+    -------
+    gate : GateAdapter
+        The unfitted gate, wrapped.
+
+    See Also
+    --------
+    GateAdapter : How the EM loop calls the gate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.gates._protocol import make_gate
+    >>> make_gate("linear", backend="numpy", alpha=1e-4, device=None,
+    ...           random_state=np.random.RandomState(0))
+    GateAdapter(LinearGate(max_iter=5))
+    """
+    if isinstance(random_state, Integral):
+        seed = int(random_state)
+    else:
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    if not isinstance(gate, str):
+        check_gate(gate)
+        gate = clone(gate)
+        if "random_state" in gate.get_params():
+            gate.set_params(random_state=seed)
+        return GateAdapter(gate)
+    if gate not in ("linear", "mlp"):
+        raise ValueError(f"gate must be 'linear', 'mlp' or a gate object; got {gate!r}.")
+    if backend == "torch":
+        from ._torch import TorchGate
+
+        hidden = () if gate == "linear" else (16,)
+        return GateAdapter(
+            TorchGate(hidden_layer_sizes=hidden, alpha=alpha, device=device, random_state=seed)
+        )
+    if backend != "numpy":
+        raise ValueError(f"backend must be 'numpy' or 'torch'; got {backend!r}.")
+    if gate == "linear":
+        from ._linear import LinearGate
+
+        return GateAdapter(LinearGate(alpha=alpha, max_iter=_GATE_ITER_PER_M_STEP))
+    from ._mlp import MLPGate
+
+    return GateAdapter(MLPGate(alpha=alpha, random_state=seed))

@@ -1,0 +1,219 @@
+"""Class probabilities of classifier experts: the classifier's likelihood."""
+
+import numpy as np
+from sklearn.base import is_regressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from .._experts import aligned_proba
+from ._base import BaseLikelihood
+
+# Probabilities are floored here before the log: an expert that gives a
+# class probability 0 must not turn the responsibilities into NaN.
+_PROBA_FLOOR = np.finfo(np.float64).tiny
+
+
+class CategoricalLikelihood(BaseLikelihood):
+    """``p_k(y = c | x)`` is expert k's ``predict_proba``.
+
+    The experts are fitted on labels encoded as ``0..n_classes-1``; an expert
+    that saw only some classes gives probability 0 to the others (floored at
+    the smallest positive float before the log).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels of the last fit.
+
+    See Also
+    --------
+    GaussianLikelihood : The regressor's likelihood.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.likelihoods import CategoricalLikelihood
+    >>> lik = CategoricalLikelihood()
+    >>> lik.prepare_target(np.array(["a", "b", "a"]), np.ones(3))
+    array([0, 1, 0])
+    >>> lik.classes_
+    array(['a', 'b'], dtype='<U1')
+    """
+
+    name = "categorical"
+    numeric_target = False
+    drop_zero_weight_rows = False  # every expert sees every class
+    least_squares = False
+
+    def default_expert(self):
+        """``LogisticRegression()``.
+
+        Returns
+        -------
+        expert : LogisticRegression
+            Unfitted.
+        """
+        return LogisticRegression()
+
+    def check_expert(self, estimator):
+        """Refuse regressors and classifiers without ``predict_proba``.
+
+        Parameters
+        ----------
+        estimator : estimator
+            Candidate expert.
+
+        Raises
+        ------
+        TypeError
+            If ``estimator`` is a regressor or gives no class probabilities.
+        """
+        if is_regressor(estimator):
+            raise TypeError(
+                f"expert={estimator!r} is a regressor, but MixtureOfExpertsClassifier's "
+                "experts are classifiers that give class probabilities (fit(X, y, "
+                "sample_weight) and predict_proba(X)). For a numeric target use "
+                "MixtureOfExpertsRegressor."
+            )
+        if not hasattr(estimator, "predict_proba"):
+            raise TypeError(
+                f"expert {type(estimator).__name__} has no predict_proba; a classifier "
+                "expert must give class probabilities. Wrap it in "
+                "sklearn.calibration.CalibratedClassifierCV (e.g. "
+                "CalibratedClassifierCV(SVC())) to add them."
+            )
+
+    def prepare_target(self, y, sample_weight):
+        """Encode the labels; learns ``classes_``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Labels.
+        sample_weight : ndarray of shape (n_samples,)
+            Positive weights (unused).
+
+        Returns
+        -------
+        y_encoded : ndarray of shape (n_samples,)
+            Integers in ``[0, n_classes)``.
+        """
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        encoder = LabelEncoder().fit(y)
+        if encoder.classes_.shape[0] < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes with "
+                f"positive sample_weight; got only one class: {encoder.classes_[0]!r}."
+            )
+        self.classes_ = encoder.classes_
+        return encoder.transform(y)
+
+    def check_warm_start(self, previous):
+        """Refuse a warm start on other classes.
+
+        Parameters
+        ----------
+        previous : CategoricalLikelihood
+            The previous fit's likelihood.
+
+        Raises
+        ------
+        ValueError
+            If the classes differ.
+        """
+        if not np.array_equal(self.classes_, previous.classes_):
+            raise ValueError(
+                "warm_start=True needs the same classes as the previous fit: "
+                f"{previous.classes_.tolist()} then {self.classes_.tolist()}."
+            )
+
+    def transform_target(self, y):
+        """Encode labels seen in fit.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            Labels.
+
+        Returns
+        -------
+        y_encoded : ndarray of shape (n_samples,)
+            Integers in ``[0, n_classes)``.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds labels not seen in fit.
+        """
+        y = column_or_1d(np.asarray(y))
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen in fit: {unknown.tolist()}.")
+        return np.searchsorted(self.classes_, y)
+
+    def expert_outputs(self, experts, X, y, solver):
+        """Log-probability each expert gives the observed class.
+
+        Parameters
+        ----------
+        experts : list of fitted classifiers
+            Experts.
+        X : ndarray of shape (n_samples, n_features)
+            Inputs.
+        y : ndarray of shape (n_samples,)
+            Encoded labels.
+        solver : object
+            Expert solver (unused: probabilities come from ``predict_proba``).
+
+        Returns
+        -------
+        log_proba_T : ndarray of shape (n_experts, n_samples)
+            ``log p_k(y_i | x_i)``, floored.
+        """
+        n_classes = self.classes_.shape[0]
+        out = np.empty((len(experts), X.shape[0]))
+        rows = np.arange(X.shape[0])
+        for k, e in enumerate(experts):
+            out[k] = aligned_proba(e, X, n_classes)[rows, y]
+        with np.errstate(divide="ignore"):
+            np.log(np.maximum(out, _PROBA_FLOOR), out=out)
+        return out
+
+    def log_likelihood(self, outputs_T, y, params, out=None):
+        """The experts' log-probabilities of the observed classes.
+
+        Parameters
+        ----------
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            From :meth:`expert_outputs`.
+        y : ndarray of shape (n_samples,)
+            Encoded labels (unused).
+        params : None
+            No parameters.
+        out : ndarray, default=None
+            Unused: the result is ``outputs_T`` itself.
+
+        Returns
+        -------
+        log_lik_T : ndarray of shape (n_experts, n_samples)
+            ``outputs_T``.
+        """
+        return outputs_T
+
+    def fitted_attributes(self, params):
+        """``classes_``.
+
+        Parameters
+        ----------
+        params : None
+            No parameters.
+
+        Returns
+        -------
+        attributes : dict
+            ``{"classes_": classes_}``.
+        """
+        return {"classes_": self.classes_}

@@ -1,0 +1,339 @@
+"""Gamma responses: experts predict the mean, a shape per expert."""
+
+import numpy as np
+from scipy.special import gammainc, gammaln, polygamma, psi
+from sklearn.linear_model import GammaRegressor
+
+from ._base import BaseLikelihood
+from ._checks import check_positive_means, check_regressor_expert, check_target
+
+# Range of the shapes: the upper bound keeps the likelihood bounded when an
+# expert interpolates its samples (coefficient of variation 1e-3, as the
+# Gaussian variance floor of 1e-6 times var(y) does), the lower bound keeps
+# the density computable.
+_SHAPE_MIN = 1e-3
+_SHAPE_MAX = 1e6
+_NEWTON_ITER = 50
+
+
+def gamma_shape_mle(deviance):
+    """Shape ``nu`` solving ``log(nu) - digamma(nu) = deviance`` by Newton on ``log(nu)``.
+
+    ``deviance`` is the weighted mean of ``y/mu - log(y/mu) - 1`` (half the
+    mean unit Gamma deviance): the weighted log-likelihood's stationarity
+    condition in the shape, for fixed means. ``log(nu) - digamma(nu)`` is
+    decreasing and convex in ``log(nu)``; Newton starts from the
+    Choi-Wette approximation and converges in a few steps.
+
+    Parameters
+    ----------
+    deviance : ndarray of shape (n_experts,)
+        Non-negative mean half deviances.
+
+    Returns
+    -------
+    shape : ndarray of shape (n_experts,)
+        Maximum-likelihood shapes, clipped to ``[1e-3, 1e6]``.
+    """
+    d = np.maximum(np.asarray(deviance, dtype=np.float64), 1e-300)
+    nu = (3.0 - d + np.sqrt((d - 3.0) ** 2 + 24.0 * d)) / (12.0 * d)
+    log_nu = np.log(np.clip(nu, _SHAPE_MIN, _SHAPE_MAX))
+    for _ in range(_NEWTON_ITER):
+        nu = np.exp(log_nu)
+        g = log_nu - psi(nu) - d
+        slope = 1.0 - nu * polygamma(1, nu)  # < 0
+        step = g / slope
+        log_nu = np.clip(log_nu - step, np.log(_SHAPE_MIN), np.log(_SHAPE_MAX))
+        if np.all(np.abs(step) < 1e-12):
+            break
+    return np.exp(log_nu)
+
+
+class GammaLikelihood(BaseLikelihood):
+    """``y | x, expert k  ~  Gamma(mean mu_k(x), shape nu_k)``: positive responses.
+
+    The density is ``nu^nu y^(nu-1) exp(-nu y / mu) / (Gamma(nu) mu^nu)``:
+    mean ``mu``, variance ``mu^2 / nu`` (a constant coefficient of variation
+    ``1 / sqrt(nu_k)`` per expert). Each expert predicts the mean with a
+    weighted fit (``GammaRegressor``, the default, maximises the weighted
+    Gamma likelihood in the mean whatever the shape); the shapes are then
+    the weighted maximum-likelihood estimates, by Newton's method on
+    ``log(nu) - digamma(nu) = mean(y/mu - log(y/mu) - 1)``, kept in
+    ``[1e-3, 1e6]`` so that an expert that interpolates its samples cannot
+    make the likelihood unbounded.
+
+    Read more in the :ref:`User Guide <likelihoods>`.
+
+    See Also
+    --------
+    PoissonLikelihood : Counts.
+    GaussianLikelihood : Gaussian noise with a variance per expert.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.likelihoods import GammaLikelihood
+    >>> rng = np.random.RandomState(0)
+    >>> y = rng.gamma(shape=4.0, scale=0.5, size=20000)
+    >>> lik = GammaLikelihood()
+    >>> y = lik.prepare_target(y, np.ones_like(y))
+    >>> mean_T = np.full((1, y.size), 2.0)
+    >>> lik.m_step(y, mean_T, np.ones((1, y.size)), np.ones_like(y), None).round(1)
+    array([4.])
+    """
+
+    name = "gamma"
+    numeric_target = True
+    drop_zero_weight_rows = True
+    least_squares = False
+
+    def default_expert(self):
+        """``GammaRegressor(alpha=0)``: unpenalised, log link.
+
+        Returns
+        -------
+        expert : GammaRegressor
+            Unfitted.
+        """
+        return GammaRegressor(alpha=0.0)
+
+    def check_expert(self, estimator):
+        """Refuse classifiers: a Gamma expert predicts a mean.
+
+        Parameters
+        ----------
+        estimator : estimator
+            Candidate expert.
+        """
+        check_regressor_expert(estimator, self.name)
+
+    def prepare_target(self, y, sample_weight):
+        """Float64 target, refused unless finite and ``> 0``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Positive responses.
+        sample_weight : ndarray of shape (n_samples,)
+            Positive weights (unused).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The target as float64.
+        """
+        return self.transform_target(y)
+
+    def transform_target(self, y):
+        """Float64 1-d target, refused unless finite and ``> 0``.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            Positive responses.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The target as float64.
+        """
+        return check_target(y, self.name, lower=0.0, strict=True, what="a positive target")
+
+    def expert_outputs(self, experts, X, y, solver):
+        """The experts' predicted means, refused unless positive.
+
+        Parameters
+        ----------
+        experts : list of fitted regressors
+            Experts.
+        X : ndarray of shape (n_samples, n_features)
+            Inputs.
+        y : ndarray of shape (n_samples,)
+            Target (unused).
+        solver : object
+            Expert solver (``predict_T``).
+
+        Returns
+        -------
+        mean_T : ndarray of shape (n_experts, n_samples)
+            Predicted means.
+        """
+        return check_positive_means(solver.predict_T(experts, X), self.name)
+
+    def init_params(self, n_experts):
+        """Unit shapes (exponential distributions).
+
+        Parameters
+        ----------
+        n_experts : int
+            Number of experts.
+
+        Returns
+        -------
+        shape : ndarray of shape (n_experts,)
+            Ones.
+        """
+        return np.ones(n_experts)
+
+    def log_likelihood(self, outputs_T, y, params, out=None):
+        """Gamma log-densities.
+
+        Parameters
+        ----------
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            Predicted means.
+        y : ndarray of shape (n_samples,)
+            Target.
+        params : ndarray of shape (n_experts,)
+            Shapes.
+        out : ndarray of shape (n_experts, n_samples), default=None
+            Buffer; may be ``outputs_T``.
+
+        Returns
+        -------
+        log_lik_T : ndarray of shape (n_experts, n_samples)
+            ``nu log(nu y / mu) - nu y / mu - log y - log Gamma(nu)``.
+        """
+        nu = np.asarray(params, dtype=np.float64)[:, None]
+        ratio = y / outputs_T
+        log_lik = nu * (np.log(nu) + np.log(ratio) - ratio) - np.log(y) - gammaln(nu)
+        if out is None:
+            return log_lik
+        out[...] = log_lik
+        return out
+
+    def m_step(self, y, outputs_T, resp_T, sample_weight, params):
+        """Weighted maximum-likelihood shapes for the new means.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Target.
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            Predicted means of the new experts.
+        resp_T : ndarray of shape (n_experts, n_samples)
+            Responsibilities.
+        sample_weight : ndarray of shape (n_samples,)
+            User weights.
+        params : ndarray of shape (n_experts,)
+            Current shapes (kept for an expert without weight).
+
+        Returns
+        -------
+        shape : ndarray of shape (n_experts,)
+            New shapes.
+        """
+        ratio = y / outputs_T
+        unit = ratio - np.log(ratio) - 1.0
+        weight = resp_T * sample_weight
+        total = weight.sum(axis=1)
+        deviance = np.einsum("ki,ki->k", weight, unit) / np.where(total > 0, total, 1.0)
+        shape = gamma_shape_mle(deviance)
+        if params is not None:
+            shape = np.where(total > 0, shape, params)
+        return shape
+
+    def mean_variance(self, outputs_T, params):
+        """Means and variances ``mu^2 / nu``.
+
+        Parameters
+        ----------
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            Predicted means.
+        params : ndarray of shape (n_experts,)
+            Shapes.
+
+        Returns
+        -------
+        mean_T : ndarray of shape (n_experts, n_samples)
+            Means.
+        variance_T : ndarray of shape (n_experts, n_samples)
+            Variances.
+        """
+        return outputs_T, outputs_T**2 / np.asarray(params)[:, None]
+
+    def cdf(self, y, outputs_T, params):
+        """Gamma distribution functions.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,) or (n_experts, n_samples)
+            Values.
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            Predicted means.
+        params : ndarray of shape (n_experts,)
+            Shapes.
+
+        Returns
+        -------
+        cdf_T : ndarray of shape (n_experts, n_samples)
+            ``P(Y <= y)`` (0 for ``y <= 0``).
+        """
+        nu = np.asarray(params)[:, None]
+        return gammainc(nu, nu * np.maximum(y, 0.0) / outputs_T)
+
+    def sample(self, outputs_T, params, rng):
+        """Gamma draws.
+
+        Parameters
+        ----------
+        outputs_T : ndarray of shape (n_experts, n_samples)
+            Predicted means.
+        params : ndarray of shape (n_experts,)
+            Shapes.
+        rng : numpy.random.RandomState
+            Random generator.
+
+        Returns
+        -------
+        draws_T : ndarray of shape (n_experts, n_samples)
+            Draws.
+        """
+        nu = np.broadcast_to(np.asarray(params)[:, None], outputs_T.shape)
+        return rng.gamma(nu, outputs_T / nu)
+
+    def n_parameters(self, params):
+        """One shape per expert.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_experts,)
+            Shapes.
+
+        Returns
+        -------
+        n_parameters : int
+            ``n_experts``.
+        """
+        return int(np.size(params))
+
+    def min_effective_samples(self, n_expert_parameters):
+        """Twice the expert's parameters plus its shape.
+
+        Parameters
+        ----------
+        n_expert_parameters : int
+            Coefficients and intercept of the expert.
+
+        Returns
+        -------
+        threshold : float
+            ``2 * (n_expert_parameters + 1)``.
+        """
+        return 2.0 * (n_expert_parameters + 1)
+
+    def fitted_attributes(self, params):
+        """``gamma_shape_``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_experts,)
+            Shapes.
+
+        Returns
+        -------
+        attributes : dict
+            ``{"gamma_shape_": params}``.
+        """
+        return {"gamma_shape_": np.asarray(params, dtype=np.float64)}
+

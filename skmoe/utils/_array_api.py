@@ -1,0 +1,47 @@
+"""The array namespace of the EM core's arrays: NumPy, or any array-API library.
+
+The pure functions of :mod:`skmoe._em` and the batched linear solver take
+their namespace from their arguments, so that the same code can later run on
+torch tensors (through ``array_api_compat``) without importing torch here.
+NumPy arrays take NumPy's own in-place fast paths.
+"""
+
+import numpy as np
+
+
+def get_namespace(*arrays):
+    """The namespace of ``arrays`` and whether it is NumPy.
+
+    Parameters
+    ----------
+    *arrays : arrays, scalars or None
+        Arguments of an array function; scalars and None are ignored.
+
+    Returns
+    -------
+    xp : module
+        ``numpy`` for NumPy arrays, else the array-API namespace that
+        ``array_api_compat`` finds for them.
+    is_numpy : bool
+        Whether ``xp`` is NumPy (in-place ``out=`` buffers may be used).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a NumPy array and ``array_api_compat`` is not
+        installed.
+    """
+    others = [
+        a for a in arrays
+        if a is not None and not isinstance(a, (np.ndarray, np.generic, float, int, bool))
+    ]
+    if not others:
+        return np, True
+    try:
+        import array_api_compat
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TypeError(
+            f"Arrays of type {type(others[0]).__name__} need the array_api_compat "
+            "package (pip install array-api-compat); NumPy arrays need nothing."
+        ) from exc
+    return array_api_compat.array_namespace(*others), False

@@ -1,0 +1,63 @@
+"""Weighted Gram kernels of the batched linear solver against direct products."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.linear_model import LinearRegression
+from threadpoolctl import threadpool_limits
+
+from skmoe import _gram
+from skmoe._experts import fit_experts
+from skmoe._gram import weighted_gram_matrices
+from skmoe._solvers import fit_linear_experts
+from skmoe.utils._threads import MIN_ROWS_PER_THREAD
+
+
+def _data(rng, n=500, d=6, k=4, offset=0.0):
+    X = rng.randn(n, d) * rng.uniform(0.1, 10, d) + offset
+    y = X @ rng.randn(d) + rng.randn(n)
+    weights = rng.dirichlet(np.ones(k), size=n).T.copy() * rng.uniform(0.5, 2, n)
+    return X, y, weights
+
+
+# Every Gram kernel and its boundaries: "pairs" (up to 24 columns of [X, 1, y]
+# and p <= 3k - 2), "gemm" (other ones up to 16 columns), "syrk" (the rest),
+# and the threaded pass (from 25 columns).
+@pytest.mark.parametrize(
+    "n_features, k",
+    [(3, 3), (10, 4), (10, 5), (10, 16), (14, 5), (14, 6), (15, 3), (20, 7), (20, 8),
+     (22, 3), (22, 9), (23, 3), (23, 16), (40, 3)],
+)
+def test_gram_layouts_match_direct_products(n_features, k):
+    # n spans several blocks of every kernel and two threads' chunks, with a ragged last block.
+    rng = np.random.RandomState(n_features)
+    n = 2 * MIN_ROWS_PER_THREAD + 37
+    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=5.0)
+    sample_weight = rng.uniform(0.2, 3.0, n)
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = weighted_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight)
+    Z = np.c_[X - x_offset, np.ones(n), y - y_offset]
+    for j in range(k):
+        expected = (Z * (weights[j] * sample_weight)[:, None]).T @ Z
+        assert_allclose(gram[j], expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+        assert_allclose(gram[j], gram[j].T, rtol=0, atol=0)
+    fast = fit_linear_experts([LinearRegression()] * k, X, y, weights, sample_weight)
+    slow = fit_experts([LinearRegression()] * k, X, y, weights, sample_weight=sample_weight)
+    for f, s in zip(fast, slow):
+        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
+        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("n_features", [3, 10, 40])  # pairs, gemm and syrk kernels at k=4
+def test_gram_matrices_do_not_depend_on_blas_threads(n_features):
+    # One BLAS thread runs the serial pass; two split the rows between two
+    # Python threads. Same blocks, sums in another order: equal to rounding.
+    rng = np.random.RandomState(1)
+    n, k = 2 * _gram._MIN_ROWS_PER_THREAD_NARROW + 101, 4
+    X, y, weights = _data(rng, n=n, d=n_features, k=k, offset=3.0)
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    grams = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            grams.append(weighted_gram_matrices(X, y, weights, x_offset, y_offset))
+    assert_allclose(grams[0], grams[1], rtol=1e-12, atol=1e-12 * np.abs(grams[0]).max())

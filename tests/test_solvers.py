@@ -1,0 +1,101 @@
+"""Expert solvers: the batched linear path against each estimator's own fit, and the choice of solver."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.tree import DecisionTreeRegressor
+
+from skmoe import MixtureOfExpertsRegressor, _solvers
+from skmoe._experts import fit_experts
+from skmoe._solvers import BatchedLinearSolver, GenericSolver, fit_linear_experts, select_solver
+from skmoe.likelihoods import CategoricalLikelihood, GaussianLikelihood
+
+
+def _data(rng, n=500, d=6, k=4, offset=0.0):
+    X = rng.randn(n, d) * rng.uniform(0.1, 10, d) + offset
+    y = X @ rng.randn(d) + rng.randn(n)
+    weights = rng.dirichlet(np.ones(k), size=n).T.copy() * rng.uniform(0.5, 2, n)
+    return X, y, weights
+
+
+def _supports(templates):
+    return BatchedLinearSolver.supports(templates, GaussianLikelihood())
+
+
+@pytest.mark.parametrize(
+    "template",
+    [LinearRegression(), LinearRegression(fit_intercept=False), Ridge(alpha=3.0), Ridge(alpha=0.5, fit_intercept=False)],
+    ids=["ols", "ols-no-intercept", "ridge", "ridge-no-intercept"],
+)
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_fast_path_equals_generic_path(template, offset, global_random_seed):
+    rng = np.random.RandomState(global_random_seed)
+    X, y, weights = _data(rng, offset=offset)
+    templates = [template] * weights.shape[0]
+    fast = fit_linear_experts(templates, X, y, weights)
+    slow = fit_experts(templates, X, y, weights)
+    for f, s in zip(fast, slow):
+        assert type(f) is type(s)
+        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
+        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8, atol=1e-8)
+        if isinstance(s, LinearRegression):
+            assert f.rank_ == s.rank_
+            assert_allclose(f.singular_, s.singular_, rtol=1e-6)
+
+
+def test_fast_path_rank_deficient_matches_min_norm():
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3)
+    X = np.c_[X, X[:, 0] + X[:, 1], 2 * X[:, 2]]  # rank 3 of 5
+    y = X @ rng.randn(5) + 0.1 * rng.randn(200)
+    w = rng.uniform(0.1, 1, size=(2, 200))
+    fast = fit_linear_experts([LinearRegression()] * 2, X, y, w)
+    slow = fit_experts([LinearRegression()] * 2, X, y, w)
+    for f, s in zip(fast, slow):
+        assert s.rank_ == 3 and f.rank_ == 3
+        assert_allclose(f.coef_, s.coef_, rtol=1e-6, atol=1e-8)
+        assert_allclose(f.predict(X), s.predict(X), rtol=1e-8)
+
+
+def test_whole_fit_fast_equals_generic(monkeypatch):
+    rng = np.random.RandomState(1)
+    X = rng.uniform(-2, 2, size=(600, 2))
+    y = np.where(X[:, 0] > 0, X @ [2.0, -1.0], X @ [-1.0, 3.0]) + 0.1 * rng.randn(600)
+    # Run to convergence: mid-run, the gate (a few L-BFGS steps per M-step on a
+    # nearly separable problem) drifts along a flat valley of its objective,
+    # where rounding-level differences move its coefficients by ~1e-7 with
+    # the log-likelihood equal to 1e-14; at the fixed point both paths agree.
+    kw = dict(n_experts=2, max_iter=100, tol=1e-12, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = MixtureOfExpertsRegressor(**kw).fit(X, y)
+        monkeypatch.setattr(_solvers, "SOLVERS", (GenericSolver,))
+        slow = MixtureOfExpertsRegressor(**kw).fit(X, y)
+    assert_allclose(fast.log_likelihood_curve_, slow.log_likelihood_curve_, rtol=1e-9)
+    assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-8, atol=1e-10)
+
+
+def test__supports():
+    assert _supports([LinearRegression(), Ridge()])
+    assert not _supports([LinearRegression(positive=True)])
+    assert not _supports([Ridge(solver="sag")])
+    assert not _supports([LinearRegression(), DecisionTreeRegressor()])
+
+
+def test_select_solver_follows_the_likelihood():
+    assert isinstance(select_solver([LinearRegression()] * 2, GaussianLikelihood()), BatchedLinearSolver)
+    # A likelihood without least squares never gets the normal equations.
+    assert isinstance(select_solver([LinearRegression()] * 2, CategoricalLikelihood()), GenericSolver)
+    assert isinstance(select_solver([DecisionTreeRegressor()], GaussianLikelihood()), GenericSolver)
+
+
+def test_exactness_is_claimed_for_unpenalised_linear_experts_only():
+    # A ridge penalty is not in the mixture's likelihood: its M-step is not exact.
+    assert BatchedLinearSolver([LinearRegression(), Ridge(alpha=0.0)]).exact
+    assert not BatchedLinearSolver([LinearRegression(), Ridge(alpha=1.0)]).exact
+    assert not GenericSolver([LinearRegression()]).exact
