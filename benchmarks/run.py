@@ -35,7 +35,7 @@ GEMM floor
     ``k *`` the time of ``X.T @ X``: the flops every expert's normal
     equations need at least.
 expert M
-    ``_experts.fit_linear_experts([LinearRegression()] * k, X, y, weights_T)``.
+    ``_solvers.fit_linear_experts([LinearRegression()] * k, X, y, weights_T)``.
     Expert M, E-step and gate M run as in the estimator's EM loop: inside
     ``utils._threads.row_parallel()`` (BLAS single-threaded, the passes over
     the rows split over one Python thread per former BLAS thread).
@@ -74,7 +74,7 @@ gate M
     responsibilities move a little between iterations). As in the
     estimator's M-step, the gate's weights and standardisation are computed
     once (untimed) and each timed fit takes ``resp2`` in the core layout,
-    ``(k, n)`` (``LinearGate._fit_prepared``).
+    ``(k, n)`` (``LinearGate.fit_prepared``).
 LogReg
     ``LogisticRegression(max_iter=100).fit(X, resp.argmax(axis=1))``
     (lbfgs, multinomial).
@@ -177,8 +177,9 @@ from threadpoolctl import threadpool_info
 
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._em import gaussian_log_density, responsibilities, weighted_variance_update
-from skmoe._experts import fit_linear_experts, predict_linear_experts
+from skmoe._solvers import fit_linear_experts, predict_linear_experts
 from skmoe.gates import LinearGate
+from skmoe.gates._protocol import make_gate
 from skmoe.utils._threads import row_parallel
 
 from skmoe.datasets import make_gated_regression
@@ -420,7 +421,9 @@ def measure_gmm_iter(case, repeat):
 
 def measure_gate_m(case, repeat):
     # The estimator's own gate, as its M-step runs it.
-    m_step_gate = MixtureOfExpertsRegressor(n_experts=case.k)._make_gate(np.random.RandomState(0))
+    params = MixtureOfExpertsRegressor(n_experts=case.k).get_params()
+    m_step_gate = make_gate(params["gate"], backend="numpy", alpha=params["gate_alpha"], device=None,
+                            random_state=0).estimator
     gate = clone(m_step_gate).set_params(max_iter=200).fit(case.X, case.resp)  # untimed, converged
     gate.set_params(max_iter=m_step_gate.max_iter)
     # Once per EM run in the estimator, so untimed here.

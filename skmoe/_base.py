@@ -61,8 +61,11 @@ class _FitContext:
     responsibilities alone), ``sample_weight`` is always an array.
     """
 
-    def __init__(self, X, y, sample_weight, likelihood, solver, router, rng):
-        self.X = X
+    def __init__(self, X, y, sample_weight, likelihood, solver, router, rng,
+                 gate_features=None, expert_features=None):
+        self.X = X  # every column: the initial partition sees them all
+        self.X_gate = _select_columns(X, gate_features)
+        self.X_expert = _select_columns(X, expert_features)
         self.y = y
         self.sample_weight = sample_weight
         self.sw = None if np.all(sample_weight == 1.0) else sample_weight
@@ -89,10 +92,12 @@ class _EMState:
         self.extra_T = None  # the likelihood's extra expert weights of the last E-step
         self.log_prob = None
         self.objective = -np.inf
+        self.log_likelihood = -np.inf
         self.gate_context = None  # gate.prepare(X, sample_weight), once per run
+        self.gate_prepared = False
         self.expert_ids = np.arange(len(templates))  # indices into the requested experts
         self.reseeds = np.zeros(len(templates), dtype=int)
-        self.events = {"reseeded": {}, "removed": [], "reasons": {}}
+        self.events = {"reseeded": {}, "removed": [], "pruned": [], "reasons": {}}
         self.load = None  # share of the weight each expert's last M-step was fitted on
 
     def snapshot(self):
@@ -108,7 +113,14 @@ class _EMState:
         return other
 
 
-_EMResult = namedtuple("_EMResult", ["state", "curve", "converged", "n_iter"])
+_EMResult = namedtuple("_EMResult", ["state", "curve", "log_likelihood_curve", "converged", "n_iter"])
+
+
+def _select_columns(X, columns):
+    """``X[:, columns]`` as a C-contiguous array; ``X`` itself for None (every column)."""
+    if columns is None:
+        return X
+    return np.ascontiguousarray(X[:, columns])
 
 
 def _is_dask(*arrays):
@@ -163,14 +175,13 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         "warm_start": ["boolean"],
     }
 
-    @abstractmethod
     def __init__(
         self,
         n_experts=4,
         *,
         expert=None,
         gate="linear",
-        gate_alpha=1e-4,
+        gate_alpha=1e-6,
         init="kmeans",
         pooling="weighted",
         top_k=None,
@@ -348,6 +359,60 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         if not isinstance(self.gate, str):
             check_gate(self.gate)
 
+    def _resolve_features(self, selection, name, n_features):
+        """Column indices of ``selection`` (None for every column), checked before any work."""
+        if selection is None:
+            return None
+        values = list(selection) if not isinstance(selection, np.ndarray) else selection
+        sel = np.asarray(values)
+        if sel.size == 0:
+            if name == "expert_features":
+                raise ValueError(
+                    "expert_features selects no column; the experts need at least one "
+                    "(use None for every column)."
+                )
+            return np.zeros(0, dtype=np.intp)
+        if sel.ndim != 1:
+            raise ValueError(f"{name} must be one-dimensional; got shape {sel.shape}.")
+        if sel.dtype == bool:
+            if sel.shape[0] != n_features:
+                raise ValueError(
+                    f"{name} is a boolean mask of {sel.shape[0]} entries but X has "
+                    f"{n_features} features."
+                )
+            idx = np.flatnonzero(sel)
+        elif sel.dtype.kind in "iu":
+            if sel.min() < 0 or sel.max() >= n_features:
+                raise ValueError(
+                    f"{name} has column indices out of range for X with {n_features} "
+                    f"features: {sel[(sel < 0) | (sel >= n_features)].tolist()}."
+                )
+            idx = sel.astype(np.intp)
+        elif sel.dtype.kind in "UO":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    f"{name} gives column names {sel.tolist()[:5]}, but X has no feature "
+                    "names; pass a pandas DataFrame or use column indices."
+                )
+            lookup = {str(n): i for i, n in enumerate(names)}
+            unknown = [str(v) for v in sel if str(v) not in lookup]
+            if unknown:
+                raise ValueError(f"{name} names unknown columns {unknown}; X has {list(names)}.")
+            idx = np.array([lookup[str(v)] for v in sel], dtype=np.intp)
+        else:
+            raise TypeError(
+                f"{name} must be column indices, column names or a boolean mask; got "
+                f"values of dtype {sel.dtype}."
+            )
+        if np.unique(idx).size != idx.size:
+            raise ValueError(f"{name} selects a column twice: {idx.tolist()}.")
+        if name == "expert_features" and idx.size == 0:
+            raise ValueError("expert_features selects no column; the experts need at least one.")
+        if idx.size == n_features and np.array_equal(idx, np.arange(n_features)):
+            return None
+        return idx
+
     def _combination(self, likelihood, solver, router, X):
         """The fit's plug-ins by name, for the combination table."""
         return Combination(
@@ -389,18 +454,21 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         if not np.all(np.isfinite(sample_weight)):
             raise ValueError("sample_weight must be finite.")
         self._check_parameters(X)
+        gate_features = self._resolve_features(self.gate_features, "gate_features", X.shape[1])
+        expert_features = self._resolve_features(self.expert_features, "expert_features", X.shape[1])
         templates = self._resolve_experts(likelihood)
         solver = select_solver(templates, likelihood, n_jobs=self.n_jobs)
         router = make_router(self)
         check_combination(self._combination(likelihood, solver, router, X))
         y_fit = likelihood.prepare_target(y, sample_weight)
-        resume = self._can_resume(templates)
+        resume = self._can_resume(templates, gate_features, expert_features)
         if resume:
             likelihood.check_warm_start(self.likelihood_)
         ctx = _FitContext(X, y_fit, sample_weight, likelihood, solver, router,
-                          check_random_state(self.random_state))
+                          check_random_state(self.random_state), gate_features, expert_features)
+        ctx.gate_features, ctx.expert_features = gate_features, expert_features
         ctx.min_effective = [
-            likelihood.min_effective_samples(solver.n_parameters_per_expert([t], X.shape[1]))
+            likelihood.min_effective_samples(solver.n_parameters_per_expert([t], ctx.X_expert.shape[1]))
             for t in templates
         ]
         few_samples = self._few_samples_note(ctx)
@@ -426,9 +494,9 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                 status = "converged" if result.converged else "did not converge"
                 print(
                     f"Initialization {init}: {status} after {result.n_iter} iterations, "
-                    f"log-likelihood {result.curve[-1]:.6f}, time {time.time() - start:.2f}s"
+                    f"objective {result.state.objective:.6f}, time {time.time() - start:.2f}s"
                 )
-        best = max(results, key=lambda r: r.curve[-1])  # the first of equals
+        best = max(results, key=lambda r: r.state.objective)  # the first of equals
         self._warn_experts(best.state, n_init, few_samples)
         if not best.converged and self.max_iter > 0 and not resume:
             warnings.warn(
@@ -437,15 +505,22 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                 "parameters, increase max_iter or tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_fitted_state(ctx, best, [np.asarray(r.curve) for r in results])
+        self._set_fitted_state(ctx, best, [np.asarray(r.log_likelihood_curve) for r in results])
         return self
 
-    def _can_resume(self, templates):
+    def _can_resume(self, templates, gate_features, expert_features):
         """Whether ``warm_start`` can continue the previous fit; warns when it cannot."""
         if not (self.warm_start and hasattr(self, "converged_")):
             return False
         previous = getattr(self, "_templates", None)
         reasons = []
+        for name, now in (("gate_features", gate_features), ("expert_features", expert_features)):
+            before = getattr(self, name + "_", None)
+            same = (before is None and now is None) or (
+                before is not None and now is not None and np.array_equal(before, now)
+            )
+            if not same:
+                reasons.append(f"{name} changed")
         if self._fit_n_experts_ != self.n_experts:
             reasons.append(f"n_experts changed from {self._fit_n_experts_} to {self.n_experts}")
         elif previous is not None and [type(t) for t in previous] != [
@@ -473,7 +548,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                          self.likelihood_.params_)
         state.expert_ids = np.asarray(self._expert_ids_)
         state.load = np.asarray(self.expert_load_)
-        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X, ctx.y, ctx.solver)
+        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X_expert, ctx.y, ctx.solver)
         self._e_step(ctx, state)
         return state
 
@@ -496,6 +571,13 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             self.init, ctx.X, ctx.y, ctx.sample_weight, self.n_experts, rng,
             is_regression=ctx.likelihood.numeric_target,
         )
+        empty = resp_T.sum(axis=1) <= 0
+        if np.any(empty):
+            # Given labels or responsibilities that leave an expert without
+            # samples: a tiny uniform share, below the starvation threshold,
+            # so that the first bookkeeping re-seeds it (with the fit's warning).
+            resp_T[empty] = 0.1 * _MIN_SHARE
+            resp_T /= resp_T.sum(axis=0)
         if self.n_experts > 1 and np.ptp(resp_T, axis=0).max() <= 1e-12:
             # Identical responsibilities are a symmetric fixed point of EM:
             # every expert would stay the same. Mix in a random soft partition.
@@ -521,16 +603,19 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         # Expert weights are weights * sample_weight, formed row by row (or block
         # by block by the batched solver), never as a second (n_experts, n_samples) array.
         fit_weights_T = weights_T if state.extra_T is None else weights_T * state.extra_T
-        state.experts = ctx.solver.fit(state.templates, ctx.X, ctx.y, fit_weights_T, ctx.sw)
+        state.experts = ctx.solver.fit(state.templates, ctx.X_expert, ctx.y, fit_weights_T, ctx.sw)
         state.load = (weights_T > 0) @ ctx.sample_weight / ctx.sample_weight.sum()
-        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X, ctx.y, ctx.solver)
+        state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X_expert, ctx.y, ctx.solver)
         state.params = ctx.likelihood.m_step(
             ctx.y, state.outputs_T, weights_T, ctx.sample_weight, state.params
         )
-        if state.gate_context is None:
+        if not state.gate_prepared:
             # The gate's constants depend on X and sample_weight only: once per run.
-            state.gate_context = state.gate.prepare(ctx.X, ctx.sample_weight)
-        state.gate.fit(ctx.X, routing.gate_T, ctx.sample_weight, state.gate_context)
+            state.gate_context = state.gate.prepare(ctx.X_gate, ctx.sample_weight)
+            state.gate_prepared = True
+        state.gate.fit(ctx.X_gate, routing.gate_T, ctx.sample_weight, state.gate_context)
+        if self.min_prior is not None:
+            self._prune(ctx, state)
 
     def _log_gate_T(self, gate, X):
         return _em.top_k_log_gate(gate.log_proba_T(X), self.top_k)
@@ -541,12 +626,14 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         state.extra_T = lik.expert_weights(state.outputs_T, ctx.y, state.params)
         # In place: the outputs are not needed once the log-likelihoods exist.
         log_lik_T = lik.log_likelihood(state.outputs_T, ctx.y, state.params, out=state.outputs_T)
-        log_gate_T = ctx.router.perturb_log_gate(self._log_gate_T(state.gate, ctx.X), ctx.rng)
+        log_gate_T = ctx.router.perturb_log_gate(self._log_gate_T(state.gate, ctx.X_gate), ctx.rng)
         state.resp_T, state.log_prob = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
         return state
 
     def _objective(self, ctx, state):
-        return _em.mean_log_likelihood(state.log_prob, ctx.sample_weight) - state.gate.penalty()
+        """The objective EM raises: mean log-likelihood minus the gate's penalty (also sets ``state.log_likelihood``)."""
+        state.log_likelihood = _em.mean_log_likelihood(state.log_prob, ctx.sample_weight)
+        return state.log_likelihood - state.gate.penalty()
 
     def _monotone(self, ctx):
         """Whether every step is exact, so EM's objective cannot decrease."""
@@ -567,6 +654,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         """EM iterations from an initialised state; returns the best iterate."""
         state.objective = self._objective(ctx, state)
         curve = [state.objective]
+        ll_curve = [state.log_likelihood]
         monotone = self._monotone(ctx)
         best = None if monotone else state.snapshot()
         converged = False
@@ -586,9 +674,10 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             change = objective - curve[-1]
             state.objective = objective
             curve.append(objective)
+            ll_curve.append(state.log_likelihood)
             if self.verbose >= 2:
                 print(
-                    f"  Iteration {n_iter}: log-likelihood {objective:.8f} "
+                    f"  Iteration {n_iter}: objective {objective:.8f} "
                     f"(change {change:+.3e}), time {time.time() - tic:.3f}s"
                 )
             if best is not None and objective > best.objective:
@@ -604,7 +693,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                 break
         if best is not None and best.objective > state.objective:
             state = best
-        return _EMResult(state, curve, converged, n_iter)
+        return _EMResult(state, curve, ll_curve, converged, n_iter)
 
     def _handle_degenerate(self, ctx, state):
         """Re-seed (or remove) experts that are starved or degenerate; whether any was.
@@ -654,28 +743,55 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             state.events["reseeded"][expert_id] = state.events["reseeded"].get(expert_id, 0) + 1
         return True
 
-    def _remove_experts(self, ctx, state, remove):
+    def _remove_experts(self, ctx, state, remove, record=True):
         """Drop experts ``remove`` from the state: templates, experts, gate, parameters, responsibilities."""
         keep = np.setdiff1d(np.arange(len(state.experts)), remove)
-        state.events["removed"].extend(int(state.expert_ids[k]) for k in remove)
+        if record:
+            state.events["removed"].extend(int(state.expert_ids[k]) for k in remove)
         state.templates = [state.templates[k] for k in keep]
         state.experts = [state.experts[k] for k in keep]
         state.params = ctx.likelihood.subset(state.params, keep)
         state.expert_ids = state.expert_ids[keep]
-        state.load = state.load[keep]
+        state.load = None if state.load is None else state.load[keep]
         state.reseeds = np.zeros(keep.size, dtype=int)
         state.gate.remove_experts(keep)
+        if state.outputs_T is not None:
+            state.outputs_T = np.ascontiguousarray(state.outputs_T[keep])
+        if state.extra_T is not None:
+            state.extra_T = np.ascontiguousarray(state.extra_T[keep])
+        if state.resp_T is None:
+            return
         resp = state.resp_T[keep]
         total = resp.sum(axis=0)
-        # A sample only the removed experts explained is shared evenly.
-        resp[:, total <= 0] = 1.0
+        # A sample only the removed experts explained takes its gate row.
+        orphans = total <= 0
+        if np.any(orphans):
+            with np.errstate(under="ignore"):
+                resp[:, orphans] = np.exp(state.gate.log_proba_T(ctx.X_gate[orphans]))
         resp /= resp.sum(axis=0)
         state.resp_T = np.ascontiguousarray(resp)
+
+    def _prune(self, ctx, state):
+        """Remove experts whose mean gate probability is below ``min_prior`` (flexmix's minprior)."""
+        with np.errstate(under="ignore"):
+            prior = _em.responsibility_share(np.exp(state.gate.log_proba_T(ctx.X_gate)), ctx.sample_weight)
+        small = np.flatnonzero(prior < self.min_prior)
+        if small.size == 0:
+            return
+        if small.size == prior.size:
+            raise ValueError(
+                f"min_prior={self.min_prior} would remove every expert (mean gate "
+                f"probabilities {np.array2string(prior, precision=3)}); lower min_prior."
+            )
+        for k in small:
+            state.events["reasons"][int(state.expert_ids[k])] = f"mean gate probability {prior[k]:.3g}"
+        state.events["pruned"].extend(int(state.expert_ids[k]) for k in small)
+        self._remove_experts(ctx, state, small, record=False)
 
     def _warn_experts(self, state, n_init, few_samples=None):
         """One warning about the returned fit's re-seeded and removed experts."""
         events = state.events
-        if not events["reseeded"] and not events["removed"]:
+        if not events["reseeded"] and not events["removed"] and not events["pruned"]:
             if few_samples is not None:
                 warnings.warn(f"{few_samples}. Use fewer or simpler experts.", DegenerateExpertWarning)
             return
@@ -688,7 +804,12 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             parts.append(f"re-seeded expert(s) {items}")
         if events["removed"]:
             items = ", ".join(f"{k} ({reasons.get(k, 'starved')})" for k in events["removed"])
-            parts.append(f"removed expert(s) {items}; {len(state.experts)} remain")
+            parts.append(f"removed expert(s) {items}")
+        if events["pruned"]:
+            items = ", ".join(f"{k} ({reasons.get(k)})" for k in events["pruned"])
+            parts.append(f"pruned expert(s) {items} below min_prior={self.min_prior}")
+        if events["removed"] or events["pruned"]:
+            parts[-1] += f"; {len(state.experts)} remain"
         restarts = "" if n_init == 1 else f" (the best of {n_init} restarts)"
         prefix = "" if few_samples is None else f"{few_samples}: "
         warnings.warn(
@@ -705,6 +826,8 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         self._templates = state.templates
         self._expert_ids_ = state.expert_ids
         self._fit_n_experts_ = self.n_experts
+        self.gate_features_ = ctx.gate_features
+        self.expert_features_ = ctx.expert_features
         self.experts_ = state.experts
         self.gate_ = state.gate.estimator
         likelihood = ctx.likelihood
@@ -717,9 +840,11 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         self.expert_load_ = np.asarray(state.load, dtype=np.float64)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
-        self.log_likelihood_ = float(state.objective)
-        self.log_likelihood_curve_ = np.asarray(result.curve, dtype=np.float64)
+        self.log_likelihood_ = float(state.log_likelihood)
+        self.log_likelihood_curve_ = np.asarray(result.log_likelihood_curve, dtype=np.float64)
         self.log_likelihood_curves_ = [np.asarray(c, dtype=np.float64) for c in curves]
+        self.objective_ = float(state.objective)
+        self.objective_curve_ = np.asarray(result.curve, dtype=np.float64)
 
     # ------------------------------------------------------------------
     # Prediction helpers
@@ -728,16 +853,24 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
+    def _gate_X(self, X):
+        """The gate's columns of validated ``X``."""
+        return _select_columns(X, getattr(self, "gate_features_", None))
+
+    def _expert_X(self, X):
+        """The experts' columns of validated ``X``."""
+        return _select_columns(X, getattr(self, "expert_features_", None))
+
     def _pooling_log_weights_T(self, X):
         """Log pooling weights ``(n_experts, n_samples)``: gate, top-k, or argmax one-hot."""
-        log_gate_T = self._log_gate_T(GateAdapter(self.gate_), X)
+        log_gate_T = self._log_gate_T(GateAdapter(self.gate_), self._gate_X(X))
         if self.pooling == "argmax":
             return _em.argmax_log_gate(log_gate_T)
         return log_gate_T
 
     def _expert_outputs(self, X, y):
         """The fitted likelihood's expert outputs on ``(X, y)``."""
-        return self.likelihood_.expert_outputs(self.experts_, X, y, GenericSolver)
+        return self.likelihood_.expert_outputs(self.experts_, self._expert_X(X), y, GenericSolver)
 
     def predict_gate(self, X):
         """Gate probabilities of each expert.
@@ -761,7 +894,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             return predict_dask(self, "predict_gate", X)
         X = self._validate_predict_X(X)
         with np.errstate(under="ignore"):
-            return np.exp(self._log_gate_T(GateAdapter(self.gate_), X)).T
+            return np.exp(self._log_gate_T(GateAdapter(self.gate_), self._gate_X(X))).T
 
     def predict_expert(self, X):
         """Index of the expert the gate trusts most for each sample.
@@ -777,7 +910,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             Index into ``experts_``.
         """
         X = self._validate_predict_X(X)
-        return np.argmax(self._log_gate_T(GateAdapter(self.gate_), X), axis=0)
+        return np.argmax(self._log_gate_T(GateAdapter(self.gate_), self._gate_X(X)), axis=0)
 
     def log_prob(self, X, y):
         """Conditional log-density (log-probability) of ``y`` given ``X``.
@@ -812,6 +945,36 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         with np.errstate(under="ignore"):
             _, log_prob = _em.e_step(log_w_T, log_lik_T, out=log_lik_T)
         return log_prob
+
+    def predict_responsibilities(self, X, y):
+        """Posterior probability of each expert given the input and the target.
+
+        ``p(expert k | x_i, y_i)``, proportional to the gate (with ``top_k``,
+        as in training) times the expert's likelihood of ``y_i``: the
+        responsibilities of an E-step on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,)
+            Targets.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_experts)
+            Rows sum to one.
+        """
+        X = self._validate_predict_X(X)
+        y = self.likelihood_.transform_target(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
+        outputs_T = self._expert_outputs(X, y)
+        log_lik_T = self.likelihood_.log_likelihood(outputs_T, y, self.likelihood_.params_, out=outputs_T)
+        log_gate_T = self._log_gate_T(GateAdapter(self.gate_), self._gate_X(X))
+        with np.errstate(under="ignore"):
+            resp_T, _ = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
+        return resp_T.T
 
     def _n_parameters(self):
         """Free parameters: gate + experts + likelihood parameters (see ``bic``)."""

@@ -91,61 +91,6 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     (2, 2)
     """
 
-    def __init__(
-        self,
-        n_experts=4,
-        *,
-        expert=None,
-        gate="linear",
-        gate_alpha=1e-4,
-        init="kmeans",
-        pooling="weighted",
-        top_k=None,
-        gate_features=None,
-        expert_features=None,
-        min_prior=None,
-        algorithm="em",
-        routing="token_choice",
-        capacity_factor=None,
-        balance=None,
-        gate_noise=0.0,
-        max_iter=100,
-        tol=1e-4,
-        n_init=1,
-        backend="numpy",
-        device=None,
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-    ):
-        super().__init__(
-            n_experts=n_experts,
-            expert=expert,
-            gate=gate,
-            gate_alpha=gate_alpha,
-            init=init,
-            pooling=pooling,
-            top_k=top_k,
-            gate_features=gate_features,
-            expert_features=expert_features,
-            min_prior=min_prior,
-            algorithm=algorithm,
-            routing=routing,
-            capacity_factor=capacity_factor,
-            balance=balance,
-            gate_noise=gate_noise,
-            max_iter=max_iter,
-            tol=tol,
-            n_init=n_init,
-            backend=backend,
-            device=device,
-            n_jobs=n_jobs,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-        )
-
     def _make_likelihood(self):
         return CategoricalLikelihood()
 
@@ -194,8 +139,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             weights_T = np.exp(self._pooling_log_weights_T(X))
         n_classes = self.classes_.shape[0]
         proba = np.zeros((X.shape[0], n_classes))
+        X_expert = self._expert_X(X)
         for k, e in enumerate(self.experts_):
-            proba += weights_T[k][:, None] * aligned_proba(e, X, n_classes)
+            proba += weights_T[k][:, None] * aligned_proba(e, X_expert, n_classes)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
 
@@ -215,7 +161,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         """
         X = self._validate_predict_X(X)
         n_classes = self.classes_.shape[0]
-        return np.stack([aligned_proba(e, X, n_classes) for e in self.experts_], axis=1)
+        X_expert = self._expert_X(X)
+        return np.stack([aligned_proba(e, X_expert, n_classes) for e in self.experts_], axis=1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.

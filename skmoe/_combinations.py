@@ -16,7 +16,8 @@ Combination.__doc__ = """One fit's choice of plug-ins, as names.
 ``likelihood``: ``"gaussian"``, ``"categorical"`` or ``"custom"``;
 ``solver``: ``"batched_linear"`` or ``"generic"``; ``gate``: ``"linear"``,
 ``"mlp"`` or ``"custom"`` (a gate object); ``backend``: ``"numpy"`` or
-``"torch"``; ``router``: ``"soft"``; ``input``: ``"dense"`` or ``"sparse"``.
+``"torch"``; ``router``: the assignment (``"soft"``, ``"top_k"``, ``"cem"``,
+``"sem"`` or ``"expert_choice"``); ``input``: ``"dense"`` or ``"sparse"``.
 """
 
 # Each field but the last two is a value or a tuple of allowed values.
@@ -25,7 +26,9 @@ Row = namedtuple("Row", ["likelihood", "solver", "gate", "backend", "router", "i
 # The values each column may take in a supported row. The routing variants
 # and the likelihood families are orthogonal to the experts and gates: each
 # new one is added here once.
-ROUTERS = ("soft",)
+# Routers by their assignment (skmoe._routers): the modifiers (balance,
+# capacity_factor, gate_noise) combine with each, as make_router checks.
+ROUTERS = ("soft", "top_k", "cem", "sem", "expert_choice")
 REGRESSION_LIKELIHOODS = ("gaussian", "poisson", "gamma", "student_t")
 BATCHED_LIKELIHOODS = ("gaussian",)  # whose exact expert M-step is least squares
 BUILTIN_GATES = ("linear", "mlp")

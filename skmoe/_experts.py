@@ -4,15 +4,17 @@ The generic expert M-step (:func:`fit_experts`) lives here; the solvers of
 :mod:`skmoe._solvers` choose between it and the batched linear path.
 """
 
+import copy
+import functools
 import numbers
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
-from .utils._threads import small_fit_threads
+from .utils._threads import fit_threads
 
 
 def _accepts_sample_weight(estimator):
@@ -74,15 +76,58 @@ def seed_expert(estimator, rng):
     return estimator
 
 
+@functools.lru_cache(maxsize=256)
+def _class_takes_sample_weight(cls):
+    # inspect.signature, cached per class: the generic M-step asks every iteration.
+    return has_fit_parameter(cls, "sample_weight")
+
+
+def _takes_sample_weight(step):
+    try:
+        return _class_takes_sample_weight(type(step))
+    except TypeError:  # pragma: no cover - an unhashable class
+        return has_fit_parameter(step, "sample_weight")
+
+
 def _fit_params(estimator, sample_weight):
     if isinstance(estimator, Pipeline):
         # Route the weights to every step that takes them (a weighted scaler too).
         params = {}
         for name, step in estimator.steps:
-            if step is not None and step != "passthrough" and has_fit_parameter(step, "sample_weight"):
+            if step is not None and step != "passthrough" and _takes_sample_weight(step):
                 params[f"{name}__sample_weight"] = sample_weight
         return params
     return {"sample_weight": sample_weight}
+
+
+def fresh_copy(template):
+    """An unfitted copy of an unfitted template, equal to ``clone(template)``.
+
+    The generic M-step needs a new expert object every iteration (the best
+    iterate keeps the previous ones). ``clone`` rebuilds the object from
+    ``get_params``, which inspects the constructor's signature of every
+    nested estimator: 150-550 us per expert, measured, against 30-120 us for
+    a deep copy. A template is an unfitted, seeded clone, so its deep copy
+    is what ``clone`` would build; estimators that define their own
+    ``__sklearn_clone__`` (``FrozenEstimator``) and objects that are not
+    scikit-learn estimators keep ``clone``.
+
+    Parameters
+    ----------
+    template : estimator
+        Unfitted expert.
+
+    Returns
+    -------
+    expert : estimator
+        New unfitted object.
+    """
+    if (
+        isinstance(template, BaseEstimator)
+        and type(template).__sklearn_clone__ is BaseEstimator.__sklearn_clone__
+    ):
+        return copy.deepcopy(template)
+    return clone(template)
 
 
 def _fit_one(estimator, X, y, sample_weight, drop_zero_rows):
@@ -124,14 +169,16 @@ def fit_experts(templates, X, y, weights_T, *, sample_weight=None, n_jobs=None, 
         return weights_T[k] if sample_weight is None else weights_T[k] * sample_weight
 
     if n_jobs is None or n_jobs == 1 or len(templates) == 1:
-        with small_fit_threads(X.shape[0]):
+        # The thread rule (utils/_threads.py): each expert's fit gets the
+        # threads one pass over its rows pays for.
+        with fit_threads(X.shape[0], X.shape[1]):
             return [
-                _fit_one(clone(t), X, y, weights(k), drop_zero_rows)
+                _fit_one(fresh_copy(t), X, y, weights(k), drop_zero_rows)
                 for k, t in enumerate(templates)
             ]
     # joblib's process workers already limit their inner threads.
     return Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(clone(t), X, y, weights(k), drop_zero_rows)
+        delayed(_fit_one)(fresh_copy(t), X, y, weights(k), drop_zero_rows)
         for k, t in enumerate(templates)
     )
 

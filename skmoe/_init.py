@@ -7,18 +7,33 @@ fit honour ``sample_weight`` exactly (scikit-learn's sample-weight
 equivalence check), and it costs nothing: k-means++ seeding draws its
 candidates from a canonical ordering of the rows, and the random strategy is a
 random softmax gate, a function of the row's values rather than its index.
-"""
 
-import warnings
+Every strategy runs under the fit's thread rule (:mod:`skmoe.utils._threads`):
+k-means is a weighted Lloyd iteration of our own whose passes over the rows
+go to the row pool only when their size pays for it, and the tree, the GMM
+and a user's clusterer run with the BLAS and OpenMP threads their size pays
+for (one on small data, where scikit-learn's OpenMP k-means was measured at
+30x the CPU time of one thread on a busy 2-core machine).
+"""
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.validation import has_fit_parameter
 
 from .gates._linear import weighted_standardisation
+from .utils._threads import fit_threads, row_parallel, threads_for
+
+# k-means stops when its centres move less than this (squared shifts summed
+# over the centres, relative to the data's mean weighted variance; the data
+# are standardised, so about 1), or when no label changes: scikit-learn's
+# KMeans default. The former tol=0 ran to the last label change, 75 Lloyd
+# iterations at n=20,000 where the partition EM starts from was settled after
+# about 10-20; the pinned fits keep their partitions (tests/test_init.py).
+KMEANS_TOL = 1e-4
+KMEANS_MAX_ITER = 100
+# Rows per block of a Lloyd pass: the (rows, n_clusters) temporaries stay in cache.
+_LLOYD_BLOCK = 8192
 
 
 def standardised_design(X, y, sample_weight, include_target):
@@ -113,6 +128,131 @@ def _squared_distances(Z, center):
     return out
 
 
+def _lloyd_pass(Z, weight, centers, labels, min_dist, pool, update=True):
+    """One pass of Lloyd: labels (and their ``-2 z.c + |c|^2``), then the weighted sums.
+
+    The rows are cut into fixed blocks of :data:`_LLOYD_BLOCK`; each block's
+    partial sums are combined in block order, so the result does not depend
+    on how many threads ran the blocks.
+    """
+    n_samples = Z.shape[0]
+    n_clusters = centers.shape[0]
+    c_sq = np.einsum("ij,ij->i", centers, centers)
+    n_blocks = -(-n_samples // _LLOYD_BLOCK)
+
+    def run(first, last):
+        partial = []
+        for b in range(first, last):
+            lo, hi = b * _LLOYD_BLOCK, min(n_samples, (b + 1) * _LLOYD_BLOCK)
+            rows = Z[lo:hi]
+            dist = rows @ centers.T
+            dist *= -2.0
+            dist += c_sq
+            lab = np.argmin(dist, axis=1)
+            labels[lo:hi] = lab
+            index = np.arange(hi - lo)
+            min_dist[lo:hi] = dist[index, lab]
+            if update:
+                member = np.zeros((n_clusters, hi - lo))
+                member[lab, index] = weight[lo:hi]
+                partial.append((member @ rows, member.sum(axis=1)))
+        return partial
+
+    n_threads = 1
+    if pool is not None and pool.n_threads > 1:
+        n_threads = min(n_blocks, threads_for(n_samples, Z.shape[1] * n_clusters, budget=pool.n_threads))
+    if n_threads == 1:
+        partial = run(0, n_blocks)
+    else:
+        edges = [n_blocks * i // n_threads for i in range(n_threads + 1)]
+        partial = [p for part in pool.map(run, list(zip(edges[:-1], edges[1:]))) for p in part]
+    if not update:
+        return None, None
+    sums = np.zeros_like(centers)
+    mass = np.zeros(n_clusters)
+    for block_sums, block_mass in partial:
+        sums += block_sums
+        mass += block_mass
+    return sums, mass
+
+
+def weighted_lloyd(Z, sample_weight, centers, *, max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL):
+    """Weighted k-means (Lloyd's iteration) from given centres; the final labels.
+
+    scikit-learn's ``KMeans`` loop with ``sample_weight``, rewritten so that
+    the fit's thread rule decides its threads (``KMeans`` takes every OpenMP
+    thread: 30x the CPU time of one thread on a busy 2-core machine at
+    n=20,000) and its tolerance needs no ``np.var`` temporary as large as
+    ``Z``: the labels of the closest centres; empty clusters moved to the
+    rows farthest from their centres; stop when no label changes or when the
+    centres' squared shifts sum to at most ``tol`` times the mean weighted
+    variance of the columns; then label the rows by the last centres.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Data (standardised).
+    sample_weight : ndarray of shape (n_samples,)
+        Non-negative weights.
+    centers : ndarray of shape (n_clusters, n_features)
+        Initial centres (k-means++).
+    max_iter : int, default=KMEANS_MAX_ITER
+        Lloyd iterations at most.
+    tol : float, default=KMEANS_TOL
+        Relative tolerance on the centres' shift; 0 runs until no label changes.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        Closest centre of every row.
+    """
+    n_samples, n_features = Z.shape
+    n_clusters = centers.shape[0]
+    centers = np.array(centers, dtype=np.float64)
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    total = weight.sum()
+    mean = (weight @ Z) / total
+    variance = np.einsum("i,ij,ij->j", weight, Z, Z) / total - mean**2
+    tol_abs = tol * float(np.mean(np.clip(variance, 0.0, None)))
+    labels = np.zeros(n_samples, dtype=np.intp)
+    labels_old = np.full(n_samples, -1, dtype=np.intp)
+    min_dist = np.empty(n_samples)
+    strict = False
+    with row_parallel(n_rows=n_samples, n_cols=n_features * n_clusters) as pool:
+        for _ in range(max_iter):
+            sums, mass = _lloyd_pass(Z, weight, centers, labels, min_dist, pool)
+            empty = np.flatnonzero(mass <= 0)
+            if empty.size:
+                _relocate_empty(Z, weight, labels, min_dist, empty, sums, mass)
+            new = centers.copy()
+            filled = mass > 0
+            new[filled] = sums[filled] / mass[filled, None]
+            shift = float(np.sum((new - centers) ** 2))
+            centers = new
+            if np.array_equal(labels, labels_old):
+                strict = True
+                break
+            if shift <= tol_abs:
+                break
+            labels_old[:] = labels
+        if not strict:  # the labels of the last centres
+            _lloyd_pass(Z, weight, centers, labels, min_dist, pool, update=False)
+    return labels
+
+
+def _relocate_empty(Z, weight, labels, min_dist, empty, sums, mass):
+    """Move empty clusters to the rows farthest from their centres (as scikit-learn's KMeans)."""
+    distance = min_dist + np.einsum("ij,ij->i", Z, Z)
+    n_empty = empty.shape[0]
+    far = np.argpartition(distance, -n_empty)[: -n_empty - 1 : -1]
+    for cluster, row in zip(empty, far):
+        old = labels[row]
+        sums[old] -= weight[row] * Z[row]
+        mass[old] -= weight[row]
+        sums[cluster] = weight[row] * Z[row]
+        mass[cluster] = weight[row]
+
+
 def _one_hot(labels, n_experts):
     resp_T = np.zeros((n_experts, labels.shape[0]))
     resp_T[labels, np.arange(labels.shape[0])] = 1.0
@@ -128,12 +268,78 @@ def _fill_empty_experts(resp_T):
     return int(np.sum(empty))
 
 
+def weighted_gmm_responsibilities(Z, sample_weight, n_components, rng, *, max_iter=100, tol=1e-4,
+                                  reg_covar=1e-6):
+    """Posterior of a full-covariance Gaussian mixture fitted with sample weights.
+
+    scikit-learn's ``GaussianMixture`` takes no ``sample_weight``; this is the
+    same EM with every sufficient statistic weighted, started from the
+    weighted k-means++ centres (so the result depends on the weighted set of
+    rows only: a weight of 2 and a repeated row give the same posterior).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Standardised data.
+    sample_weight : ndarray of shape (n_samples,)
+        Positive weights.
+    n_components : int
+        Number of components.
+    rng : numpy.random.RandomState
+        Random generator (k-means++ seeding).
+    max_iter : int, default=100
+        EM iterations at most.
+    tol : float, default=1e-4
+        Stop when the weighted mean log-likelihood gains less.
+    reg_covar : float, default=1e-6
+        Added to the covariances' diagonals (the data are standardised).
+
+    Returns
+    -------
+    resp_T : ndarray of shape (n_components, n_samples)
+        Posterior probabilities; columns sum to one.
+    """
+    n_samples, n_features = Z.shape
+    weight = sample_weight / sample_weight.sum()
+    centers = weighted_kmeans_plusplus(Z, sample_weight, n_components, rng)
+    dist = np.stack([_squared_distances(Z, c) for c in centers])
+    resp_T = _one_hot(np.argmin(dist, axis=0), n_components)
+    _fill_empty_experts(resp_T)
+    previous = -np.inf
+    log_joint = np.empty((n_components, n_samples))
+    for _ in range(max_iter):
+        # M-step, weighted.
+        rw = resp_T * weight
+        mass = rw.sum(axis=1) + 10 * np.finfo(np.float64).eps
+        means = (rw @ Z) / mass[:, None]
+        for k in range(n_components):
+            diff = Z - means[k]
+            cov = (diff * rw[k][:, None]).T @ diff / mass[k]
+            cov.flat[:: n_features + 1] += reg_covar
+            chol = np.linalg.cholesky(cov)
+            solved = np.linalg.solve(chol, diff.T)
+            log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+            log_joint[k] = np.log(mass[k]) - 0.5 * (
+                np.einsum("ij,ij->j", solved, solved) + log_det + n_features * np.log(2 * np.pi)
+            )
+        # E-step.
+        shift = log_joint.max(axis=0)
+        resp_T = np.exp(log_joint - shift)
+        total = resp_T.sum(axis=0)
+        resp_T /= total
+        mean_log_lik = float(weight @ (np.log(total) + shift))
+        if mean_log_lik - previous < tol:
+            break
+        previous = mean_log_lik
+    return resp_T
+
+
 def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_regression):
     """First responsibilities from the ``init`` strategy.
 
     Parameters
     ----------
-    init : {"kmeans", "random", "tree"}, clusterer or array-like
+    init : {"kmeans", "random", "tree", "gmm"}, clusterer or array-like
         The strategy (see the estimators' ``init`` parameter).
     X : ndarray of shape (n_samples, n_features)
         Inputs.
@@ -154,50 +360,26 @@ def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_re
     resp_T : ndarray of shape (n_experts, n_samples)
         Responsibilities; every column sums to one and every expert has some.
     """
-    n_samples = X.shape[0]
+    n_samples, n_features = X.shape
     seed = rng.randint(np.iinfo(np.int32).max)
+    # The widest pass of each strategy, per row, for the thread rule.
+    width = {"kmeans": (n_features + 1) * n_experts, "gmm": (n_features + 1) ** 2 * n_experts}
     if isinstance(init, str):
-        if init == "kmeans":
-            Z = standardised_design(X, y, sample_weight, include_target=is_regression)
-            centers = weighted_kmeans_plusplus(Z, sample_weight, n_experts, rng)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate centres: handled below
-                # copy_x=False: Z is our own copy, KMeans may centre it in place.
-                # tol=0 stops when no label changes; a positive tol would make
-                # KMeans compute np.var(Z), a temporary as large as Z.
-                km = KMeans(
-                    n_experts, init=centers, n_init=1, max_iter=100, tol=0.0,
-                    random_state=seed, copy_x=False,
-                )
-                labels = km.fit_predict(Z, sample_weight=sample_weight)
-            resp_T = _one_hot(labels, n_experts)
-        elif init == "random":
-            Z = standardised_design(X, y, sample_weight, include_target=is_regression)
-            # A random softmax gate: soft, spatially coherent, a function of the row values.
-            weights = rng.normal(size=(n_experts, Z.shape[1])) * 2.0
-            offsets = rng.normal(size=n_experts)
-            logits = weights @ Z.T + offsets[:, None]
-            logits -= logits.max(axis=0)
-            resp_T = np.exp(logits)
-            resp_T /= resp_T.sum(axis=0)
-        elif init == "tree":
-            tree_cls = DecisionTreeRegressor if is_regression else DecisionTreeClassifier
-            tree = tree_cls(max_leaf_nodes=max(n_experts, 2), random_state=seed)
-            tree.fit(X, y, sample_weight=sample_weight)
-            _, labels = np.unique(tree.apply(X), return_inverse=True)
-            resp_T = _one_hot(labels % n_experts, n_experts)
-        else:  # pragma: no cover - guarded by parameter validation
-            raise ValueError(f"Unknown init={init!r}.")
+        with fit_threads(n_samples, width.get(init, n_features)):
+            resp_T = _builtin_responsibilities(
+                init, X, y, sample_weight, n_experts, rng, seed, is_regression
+            )
         _fill_empty_experts(resp_T)
         return resp_T
 
     if hasattr(init, "fit_predict"):
         clusterer = clone(init)
-        Z = standardised_design(X, y, sample_weight, include_target=is_regression)
-        if has_fit_parameter(clusterer, "sample_weight"):
-            labels = clusterer.fit_predict(Z, sample_weight=sample_weight)
-        else:
-            labels = clusterer.fit_predict(Z)
+        with fit_threads(n_samples, n_features * n_experts):
+            Z = standardised_design(X, y, sample_weight, include_target=is_regression)
+            if has_fit_parameter(clusterer, "sample_weight"):
+                labels = clusterer.fit_predict(Z, sample_weight=sample_weight)
+            else:
+                labels = clusterer.fit_predict(Z)
         uniq, labels = np.unique(np.asarray(labels), return_inverse=True)
         if uniq.shape[0] != n_experts:
             raise ValueError(
@@ -207,6 +389,36 @@ def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_re
         return _one_hot(labels.ravel(), n_experts)
 
     return responsibilities_from_array(init, n_samples, n_experts)
+
+
+def _builtin_responsibilities(init, X, y, sample_weight, n_experts, rng, seed, is_regression):
+    """Responsibilities of a built-in ``init`` strategy (before empty experts are filled)."""
+    if init == "kmeans":
+        Z = standardised_design(X, y, sample_weight, include_target=is_regression)
+        centers = weighted_kmeans_plusplus(Z, sample_weight, n_experts, rng)
+        # Duplicate centres (fewer distinct rows than experts) leave clusters
+        # empty: initial_responsibilities gives them a small share.
+        return _one_hot(weighted_lloyd(Z, sample_weight, centers), n_experts)
+    if init == "random":
+        Z = standardised_design(X, y, sample_weight, include_target=is_regression)
+        # A random softmax gate: soft, spatially coherent, a function of the row values.
+        weights = rng.normal(size=(n_experts, Z.shape[1])) * 2.0
+        offsets = rng.normal(size=n_experts)
+        logits = weights @ Z.T + offsets[:, None]
+        logits -= logits.max(axis=0)
+        resp_T = np.exp(logits)
+        resp_T /= resp_T.sum(axis=0)
+        return resp_T
+    if init == "gmm":
+        Z = standardised_design(X, y, sample_weight, include_target=is_regression)
+        return weighted_gmm_responsibilities(Z, sample_weight, n_experts, rng)
+    if init == "tree":
+        tree_cls = DecisionTreeRegressor if is_regression else DecisionTreeClassifier
+        tree = tree_cls(max_leaf_nodes=max(n_experts, 2), random_state=seed)
+        tree.fit(X, y, sample_weight=sample_weight)
+        _, labels = np.unique(tree.apply(X), return_inverse=True)
+        return _one_hot(labels % n_experts, n_experts)
+    raise ValueError(f"Unknown init={init!r}.")  # pragma: no cover - guarded by parameter validation
 
 
 def responsibilities_from_array(init, n_samples, n_experts):
@@ -240,14 +452,8 @@ def responsibilities_from_array(init, n_samples, n_experts):
                 f"init labels must be integers in [0, n_experts) = [0, {n_experts}); "
                 f"got values in [{arr.min()}, {arr.max()}]."
             )
-        labels = arr.astype(np.intp)
-        missing = np.setdiff1d(np.arange(n_experts), labels)
-        if missing.size:
-            raise ValueError(
-                f"init labels give no sample to expert(s) {missing.tolist()}; every one "
-                f"of the n_experts={n_experts} experts needs at least one sample."
-            )
-        return _one_hot(labels, n_experts)
+        # Experts the labels leave empty are starved: the driver re-seeds them.
+        return _one_hot(arr.astype(np.intp), n_experts)
     if arr.ndim == 2:
         if arr.shape != (n_samples, n_experts):
             raise ValueError(
@@ -260,10 +466,7 @@ def responsibilities_from_array(init, n_samples, n_experts):
         totals = arr.sum(axis=1)
         if np.any(totals <= 0):
             raise ValueError("Every row of the init responsibilities must have a positive sum.")
-        resp_T = np.ascontiguousarray((arr / totals[:, None]).T)
-        if np.any(resp_T.sum(axis=1) <= 0):
-            raise ValueError("init responsibilities leave an expert with no weight at all.")
-        return resp_T
+        return np.ascontiguousarray((arr / totals[:, None]).T)
     raise ValueError(
         f"init array must be labels (n_samples,) or responsibilities (n_samples, n_experts); "
         f"got an array with shape {arr.shape}."

@@ -1,14 +1,25 @@
-"""Mixture-of-experts regressor: Gaussian experts with per-expert noise variance."""
+"""Mixture-of-experts regressor: experts of the mean under a likelihood, and its predictive distribution."""
+
+import warnings
 
 import numpy as np
 from sklearn.base import RegressorMixin, clone
+from sklearn.utils import check_random_state
 
-from . import _em
+from . import _predictive
 from ._base import _BaseMixtureOfExperts, _is_dask
 from ._docstrings import fill_doc
 from ._solvers import predict_experts
-from .likelihoods import GaussianLikelihood
+from .likelihoods import GammaLikelihood, GaussianLikelihood, PoissonLikelihood, StudentTLikelihood
 from .utils._compat import HasMethods, StrOptions, _fit_context
+
+# The likelihood parameter's names and the likelihoods they stand for.
+LIKELIHOODS = {
+    "gaussian": GaussianLikelihood,
+    "poisson": PoissonLikelihood,
+    "gamma": GammaLikelihood,
+    "student_t": StudentTLikelihood,
+}
 
 
 @fill_doc
@@ -18,12 +29,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     The input space is divided among ``n_experts`` regression experts; a
     softmax gating network learns which expert to trust where. The conditional
     density of the target is the mixture
-    ``p(y | x) = sum_k g_k(x) N(y | f_k(x), sigma_k^2)``, fitted by EM:
-    the E-step computes each expert's responsibility for each sample (in log
-    space), the M-step refits each expert with the responsibilities as sample
-    weights, the noise variances from weighted residuals, and the gate to the
+    ``p(y | x) = sum_k g_k(x) p_k(y | f_k(x))``, with ``p_k`` Gaussian
+    (``N(y | f_k(x), sigma_k^2)``, the default), Poisson, Gamma or Student-t
+    (``likelihood``), fitted by EM: the E-step computes each expert's
+    responsibility for each sample (in log space), the M-step refits each
+    expert with the responsibilities as sample weights, the likelihood's own
+    parameters (noise variances) from weighted residuals, and the gate to the
     responsibilities. Predictions pool the experts by the gate-weighted sum or
-    by the single most trusted expert.
+    by the single most trusted expert; :meth:`predict_quantiles`,
+    :meth:`predict_interval` and :meth:`sample_y` describe the whole
+    predictive distribution.
 
     Read more in the :ref:`User Guide <user_guide>`.
 
@@ -39,11 +54,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         over the data). A list of ``(name, estimator)`` pairs names the
         experts, whose parameters are then reached as ``<name>__<param>``
         (as :class:`~sklearn.ensemble.VotingRegressor`'s ``estimators``).
-    likelihood : "gaussian" or BaseLikelihood, default="gaussian"
-        Density of ``y`` under one expert: ``"gaussian"`` is
-        :class:`~skmoe.likelihoods.GaussianLikelihood` (Gaussian noise with a
-        variance per expert); a :class:`~skmoe.likelihoods.BaseLikelihood`
-        object plugs in another one (see "Extending skmoe" in the user guide).
+    likelihood : {"gaussian", "poisson", "gamma", "student_t"} or BaseLikelihood, \
+            default="gaussian"
+        Density of ``y`` under one expert, whose prediction is its mean
+        (location): ``"gaussian"``, Gaussian noise with a variance per expert
+        (:class:`~skmoe.likelihoods.GaussianLikelihood`); ``"poisson"``,
+        counts ``y >= 0`` (:class:`~skmoe.likelihoods.PoissonLikelihood`,
+        default expert ``PoissonRegressor(alpha=0)``); ``"gamma"``, positive
+        ``y`` with a shape per expert
+        (:class:`~skmoe.likelihoods.GammaLikelihood`, default expert
+        ``GammaRegressor(alpha=0)``); ``"student_t"``, robust experts with a
+        scale and degrees of freedom per expert, fitted by ECM
+        (:class:`~skmoe.likelihoods.StudentTLikelihood`). Experts of the
+        Poisson and Gamma likelihoods must predict positive means (a log
+        link). A :class:`~skmoe.likelihoods.BaseLikelihood` object plugs in
+        another one (see "Extending skmoe" in the user guide). See
+        :ref:`likelihoods`.
+
+        .. versionadded:: 0.2
+           ``"poisson"``, ``"gamma"`` and ``"student_t"``.
     %(gate)s
     %(gate_alpha)s
     %(init)s
@@ -74,9 +103,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     noise_variance_ : ndarray of shape (`n_experts_`,)
         Noise variance of each expert (floored at ``1e-6`` times the variance
         of ``y``); only with the Gaussian likelihood.
+    gamma_shape_ : ndarray of shape (`n_experts_`,)
+        Shape of each expert's Gamma distribution; only with
+        ``likelihood="gamma"``.
+    noise_scale_ : ndarray of shape (`n_experts_`,)
+        Scale ``sigma_k`` of each expert's Student-t; only with
+        ``likelihood="student_t"``.
+    df_ : ndarray of shape (`n_experts_`,)
+        Degrees of freedom ``nu_k`` of each expert's Student-t; only with
+        ``likelihood="student_t"``.
     likelihood_ : BaseLikelihood
         The fitted likelihood; its ``params_`` are the likelihood's
-        parameters (the noise variances).
+        parameters (the noise variances, shapes, or scales and degrees of
+        freedom; None for Poisson).
     %(fitted_attributes)s
 
     See Also
@@ -117,7 +156,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     _parameter_constraints = {
         **_BaseMixtureOfExperts._parameter_constraints,
         "likelihood": [
-            StrOptions({"gaussian"}),
+            StrOptions(set(LIKELIHOODS)),
             HasMethods(["expert_outputs", "log_likelihood", "default_expert"]),
         ],
     }
@@ -129,7 +168,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         expert=None,
         likelihood="gaussian",
         gate="linear",
-        gate_alpha=1e-4,
+        gate_alpha=1e-6,
         init="kmeans",
         pooling="weighted",
         top_k=None,
@@ -181,7 +220,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     def _make_likelihood(self):
         if isinstance(self.likelihood, str):
-            return GaussianLikelihood()
+            return LIKELIHOODS[self.likelihood]()
         return clone(self.likelihood)
 
     def _validate_fit_data(self, X, y, likelihood):
@@ -228,8 +267,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             Inputs.
         return_std : bool, default=False
             Also return the standard deviation of the predictive distribution:
-            of the Gaussian mixture (``pooling="weighted"``, law of total
-            variance) or of the chosen expert (``pooling="argmax"``).
+            of the mixture (``pooling="weighted"``, law of total variance) or
+            of the chosen expert (``pooling="argmax"``), with each expert's
+            variance from the likelihood (``sigma_k^2``; ``mu`` for Poisson;
+            ``mu^2 / nu_k`` for Gamma; ``sigma_k^2 nu_k / (nu_k - 2)`` for
+            Student-t). A Student-t expert with ``nu_k <= 2`` has no finite
+            variance: the standard deviation is ``inf`` wherever it has
+            weight, with a warning; :meth:`predict_interval` then describes
+            the spread.
 
         Returns
         -------
@@ -242,15 +287,121 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             from ._dask import predict_dask
 
             return predict_dask(self, "predict", X, return_std=return_std)
+        weights_T, outputs_T = self._predictive_mixture(X)
+        mean_T, variance = self.likelihood_.mean_variance(outputs_T, self.likelihood_.params_)
+        mean, std = _predictive.mixture_mean_std(weights_T, mean_T, variance)
+        if return_std:
+            infinite = ~np.isfinite(std)
+            if np.any(infinite):
+                warnings.warn(
+                    f"The predictive distribution has no finite variance at "
+                    f"{int(infinite.sum())} of {std.size} samples, where an expert without "
+                    "one has weight (a Student-t with df_ <= 2): their y_std is inf. "
+                    "predict_interval and predict_quantiles describe the spread.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return mean, std
+        return mean
+
+    def _predictive_mixture(self, X):
+        """Pooling weights and expert outputs ``(n_experts, n_samples)`` of the predictive mixture."""
         X = self._validate_predict_X(X)
         outputs_T = self._expert_outputs(X, None)
         with np.errstate(under="ignore"):
             weights_T = np.exp(self._pooling_log_weights_T(X))
-        mean_T, variance = self.likelihood_.mean_variance(outputs_T, self.likelihood_.params_)
-        mean, std = _em.mixture_mean_std(weights_T, mean_T, variance)
-        if return_std:
-            return mean, std
-        return mean
+        return weights_T, outputs_T
+
+    def predict_quantiles(self, X, alpha=None):
+        """Predict quantiles of the predictive distribution.
+
+        The predictive distribution is the mixture
+        ``F(y | x) = sum_k g_k(x) F_k(y | x)`` under the same pooling as
+        :meth:`predict` (the chosen expert alone with ``pooling="argmax"``).
+        Its quantiles are found by bracketing and bisection on ``F``,
+        vectorised over the samples; for Poisson experts by an integer
+        search, so they are integers.
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        alpha : float or array-like of shape (n_alpha,), default=None
+            Quantile levels in the open interval (0, 1); None means
+            ``[0.05, 0.95]`` (as skpro's ``predict_quantiles``).
+
+        Returns
+        -------
+        quantiles : ndarray of shape (n_samples, n_alpha)
+            Column ``j`` is the ``alpha[j]`` quantile, the smallest ``q``
+            with ``F(q | x) >= alpha[j]``.
+        """
+        alpha = _predictive.check_probabilities([0.05, 0.95] if alpha is None else alpha, "alpha")
+        weights_T, outputs_T = self._predictive_mixture(X)
+        return _predictive.mixture_quantiles(
+            weights_T, outputs_T, self.likelihood_, self.likelihood_.params_, alpha
+        )
+
+    def predict_interval(self, X, coverage=0.9):
+        """Central prediction intervals of the predictive distribution.
+
+        The interval of coverage ``c`` runs from the ``(1 - c) / 2`` to the
+        ``(1 + c) / 2`` quantile of :meth:`predict_quantiles`.
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        coverage : float or array-like of shape (n_coverage,), default=0.9
+            Nominal coverages in the open interval (0, 1).
+
+        Returns
+        -------
+        intervals : ndarray of shape (n_samples, 2 * n_coverage)
+            Lower and upper ends, coverage by coverage: columns ``2 * j`` and
+            ``2 * j + 1`` are the interval of ``coverage[j]`` (the column
+            order of skpro's ``predict_interval``).
+        """
+        _, levels = _predictive.interval_levels(coverage)
+        weights_T, outputs_T = self._predictive_mixture(X)
+        return _predictive.mixture_quantiles(
+            weights_T, outputs_T, self.likelihood_, self.likelihood_.params_, levels
+        )
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draw targets from the predictive distribution.
+
+        Each draw picks an expert from the pooling weights (the gate, or the
+        chosen expert with ``pooling="argmax"``), then ``y`` from that
+        expert's distribution (Gaussian, Poisson, Gamma or Student-t).
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+            Inputs.
+        n_samples : int, default=1
+            Number of draws per input.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws. Pass an int for reproducible output.
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_samples_X, n_samples)
+            Draws, one column per draw (as
+            :meth:`sklearn.gaussian_process.GaussianProcessRegressor.sample_y`).
+        """
+        n_draws = _predictive.check_n_draws(n_samples)
+        rng = check_random_state(random_state)
+        weights_T, outputs_T = self._predictive_mixture(X)
+        return _predictive.mixture_sample(
+            weights_T, outputs_T, self.likelihood_, self.likelihood_.params_, n_draws, rng
+        )
 
     def predict_experts(self, X):
         """Every expert's own prediction.
@@ -266,10 +417,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             Column ``k`` is ``experts_[k].predict(X)``.
         """
         X = self._validate_predict_X(X)
-        return predict_experts(self.experts_, X).T
+        return predict_experts(self.experts_, self._expert_X(X)).T
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = False
+        # Poisson and Gamma experts need y >= 0 and y > 0.
+        likelihood = self.likelihood
+        if isinstance(likelihood, str):
+            likelihood = LIKELIHOODS.get(likelihood)
+        tags.target_tags.positive_only = bool(getattr(likelihood, "positive_only", False))
         return tags

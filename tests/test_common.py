@@ -1,7 +1,7 @@
 """scikit-learn's estimator checks on both estimators and a few configurations."""
 
 import pytest
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
@@ -19,12 +19,23 @@ def _instances():
         expert=DecisionTreeRegressor(max_depth=3), pooling="argmax", init="tree", **FAST
     )
     yield MixtureOfExpertsRegressor(n_experts=3, top_k=2, max_iter=5, random_state=0)
+    # A ridge penalty: the checks' data have more features than samples.
+    yield MixtureOfExpertsRegressor(
+        likelihood="poisson", expert=PoissonRegressor(alpha=0.1, solver="newton-cholesky"), **FAST
+    )
     yield MixtureOfExpertsClassifier(
         expert=[LogisticRegression(), DecisionTreeClassifier(max_depth=2)],
         pooling="argmax",
         **FAST,
     )
     yield MixtureOfExpertsClassifier(gate="mlp", **FAST)
+    # Routing and EM variants (tests/test_routers.py), every option at least once.
+    yield MixtureOfExpertsRegressor(algorithm="cem", **FAST)
+    yield MixtureOfExpertsRegressor(algorithm="sem", capacity_factor=1.25, **FAST)
+    yield MixtureOfExpertsRegressor(n_experts=3, top_k=1, capacity_factor=1.25, gate_noise=0.3, max_iter=5, random_state=0)
+    yield MixtureOfExpertsRegressor(routing="expert_choice", balance="uniform", **FAST)
+    yield MixtureOfExpertsClassifier(algorithm="cem", balance="uniform", **FAST)
+    yield MixtureOfExpertsClassifier(routing="expert_choice", gate_noise=0.2, **FAST)
 
 
 def _expected_failed_checks(estimator):

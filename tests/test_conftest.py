@@ -75,9 +75,16 @@ def test_doctest_needing_absent_optional_dependency_skips(pytester, options):
         ROOT_CONFTEST.read_text(encoding="utf-8")
         + '\nOPTIONAL_DEPENDENCIES = OPTIONAL_DEPENDENCIES | {"skmoe_test_absent_optional"}\n'
     )
-    pytester.makepyfile(mod=DOCTESTS)
+    doctest = '\n\ndef f():\n    """\n    >>> 1\n    1\n    """\n'
+    pytester.makepyfile(
+        mod=DOCTESTS,
+        # Modules that import a package at import time: their doctests are not collected.
+        needs_optional="import skmoe_test_absent_optional" + doctest,
+        needs_undeclared="import skmoe_test_absent_undeclared" + doctest,
+    )
     result = pytester.runpytest_inprocess(
-        "--doctest-modules", "-p", "no:cacheprovider", "-rs", *options
+        "--doctest-modules", "-p", "no:cacheprovider", "-rs", "--continue-on-collection-errors",
+        *options,
     )
     outcomes = {
         report.nodeid.rsplit(".", 1)[1]: report.outcome
@@ -91,6 +98,13 @@ def test_doctest_needing_absent_optional_dependency_skips(pytester, options):
         "wrong_output": "failed",
         "passes": "passed",
     }
-    result.stdout.fnmatch_lines(
-        ["*doctest needs the optional dependency 'skmoe_test_absent_optional'*"]
-    )
+    collected = {
+        report.nodeid: report.outcome
+        for report in result.reprec.getreports("pytest_collectreport")
+        if report.nodeid.startswith("needs_")
+    }
+    assert collected == {"needs_optional.py": "skipped", "needs_undeclared.py": "failed"}
+    for what in ("module", "doctest"):
+        result.stdout.fnmatch_lines(
+            [f"SKIPPED*{what} needs the optional dependency 'skmoe_test_absent_optional'*"]
+        )

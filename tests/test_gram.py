@@ -61,3 +61,68 @@ def test_gram_matrices_do_not_depend_on_blas_threads(n_features):
         with threadpool_limits(limits=n_threads, user_api="blas"):
             grams.append(weighted_gram_matrices(X, y, weights, x_offset, y_offset))
     assert_allclose(grams[0], grams[1], rtol=1e-12, atol=1e-12 * np.abs(grams[0]).max())
+
+
+def _routed_weights(rng, n, k, top, empty=None):
+    """Weights of ``top`` experts per sample (top-k routing), optionally one expert empty."""
+    scores = rng.rand(k, n)
+    if empty is not None:
+        scores[empty] = -1.0
+    rank = np.argsort(np.argsort(-scores, axis=0), axis=0)
+    return np.where(rank < top, rng.uniform(0.1, 1.0, (k, n)), 0.0)
+
+
+@pytest.mark.parametrize("n_features, k, top", [(3, 16, 1), (10, 8, 2), (40, 4, 1)])
+@pytest.mark.parametrize("with_sample_weight", [False, True])
+def test_routed_gram_matches_direct_products(n_features, k, top, with_sample_weight):
+    # Rows beyond one block of the routed pass, a ragged last block, an empty expert.
+    rng = np.random.RandomState(n_features + top)
+    n = 2 * _gram._ROUTED_BLOCK + 53
+    X, y, _ = _data(rng, n=n, d=n_features, k=k, offset=5.0)
+    weights = _routed_weights(rng, n, k, top, empty=1)
+    sample_weight = rng.uniform(0.2, 3.0, n) if with_sample_weight else None
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = _gram.routed_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight)
+    Z = np.c_[X - x_offset, np.ones(n), y - y_offset]
+    sw = np.ones(n) if sample_weight is None else sample_weight
+    for j in range(k):
+        expected = (Z * (weights[j] * sw)[:, None]).T @ Z
+        assert_allclose(gram[j], expected, rtol=1e-10, atol=1e-10 * max(np.abs(expected).max(), 1.0))
+        assert_allclose(gram[j], gram[j].T, rtol=0, atol=0)
+    assert not np.any(gram[1])
+
+
+def test_routed_gram_does_not_depend_on_blas_threads():
+    # Each expert's sum runs in one thread, in row order: bitwise equal.
+    rng = np.random.RandomState(2)
+    n, k = 3 * _gram._MIN_ROWS_PER_THREAD_NARROW, 8
+    X, y, _ = _data(rng, n=n, d=10, k=k)
+    weights = _routed_weights(rng, n, k, 1)
+    grams = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            grams.append(_gram.routed_gram_matrices(X, y, weights, X.mean(axis=0), float(y.mean())))
+    np.testing.assert_array_equal(grams[0], grams[1])
+
+
+@pytest.mark.parametrize("n_features, k, top, routed", [
+    (10, 64, 1, True), (10, 64, 2, True), (10, 16, 1, True), (10, 64, 64, False),
+    (2, 16, 1, False), (50, 4, 1, True), (50, 4, 2, False),
+])
+def test_weighted_gram_takes_the_routed_pass_when_it_pays(monkeypatch, n_features, k, top, routed):
+    rng = np.random.RandomState(0)
+    n = 5000  # above _ROUTED_MIN_ENTRIES entries at 4 experts
+    X, y, _ = _data(rng, n=n, d=n_features, k=2)
+    weights = _routed_weights(rng, n, k, top)
+    calls = []
+    routed_pass = _gram.routed_gram_matrices
+    monkeypatch.setattr(_gram, "routed_gram_matrices", lambda *a: calls.append(1) or routed_pass(*a))
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = weighted_gram_matrices(X, y, weights, x_offset, y_offset)
+    assert bool(calls) is routed
+    # Either way, the same matrices as the dense kernels.
+    kernel, block = _gram.gram_kernel(n_features + 2, k)
+    dense = _gram.finish_gram(
+        [_gram.gram_chunk(X, y, weights, x_offset, y_offset, None, kernel, block, 0, n)], kernel, n_features + 2
+    )
+    assert_allclose(gram, dense, rtol=1e-10, atol=1e-10 * np.abs(dense).max())

@@ -99,3 +99,22 @@ def test_exactness_is_claimed_for_unpenalised_linear_experts_only():
     assert BatchedLinearSolver([LinearRegression(), Ridge(alpha=0.0)]).exact
     assert not BatchedLinearSolver([LinearRegression(), Ridge(alpha=1.0)]).exact
     assert not GenericSolver([LinearRegression()]).exact
+
+
+@pytest.mark.parametrize("top", [1, 2])
+def test_fast_path_on_routed_weights_equals_generic_path(top):
+    # Top-k weights take the routed Gram pass; the generic path fits each
+    # expert on its positive-weight rows only.
+    rng = np.random.RandomState(top)
+    n, k = 20000, 16
+    X, y, _ = _data(rng, n=n, d=10, k=2, offset=3.0)
+    scores = rng.rand(k, n)
+    rank = np.argsort(np.argsort(-scores, axis=0), axis=0)
+    weights = np.where(rank < top, rng.uniform(0.1, 1.0, (k, n)), 0.0)
+    sample_weight = rng.uniform(0.5, 2.0, n)
+    templates = [LinearRegression()] * k
+    fast = fit_linear_experts(templates, X, y, weights, sample_weight)
+    slow = fit_experts(templates, X, y, weights, sample_weight=sample_weight)
+    for f, s in zip(fast, slow):
+        assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
+        assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)

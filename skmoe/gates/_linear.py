@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._compat import Interval
 from ._network import weighted_standardisation, zero_start
-from ._softmax import SoftmaxContext, _BaseSoftmaxGate, prepare_context
+from ._softmax import _BaseSoftmaxGate
 
 # weighted_standardisation is imported from here by skmoe/_init.py.
 __all__ = ["LinearGate", "weighted_standardisation"]
@@ -117,15 +117,6 @@ class LinearGate(_BaseSoftmaxGate):
             C-contiguous logits.
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32])
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
         self._check_n_features_in(X)
         return self._logits_T(X)
-
-    # TEMPORARY aliases for the EM driver of skmoe/_base.py until it calls the
-    # gate through skmoe.gates._protocol.GateAdapter; to be deleted then.
-    @staticmethod
-    def _prepare(X, sample_weight):
-        return prepare_context(X, sample_weight)
-
-    def _fit_prepared(self, X, resp_T, weight, mean, scale):
-        return self.fit_prepared(X, resp_T, SoftmaxContext(weight, mean, scale))

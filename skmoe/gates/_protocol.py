@@ -15,11 +15,15 @@ from sklearn.utils import check_random_state
 
 from ._base import check_gate
 
-# L-BFGS iterations of the NumPy linear gate per M-step. The gate warm-starts,
+# L-BFGS iterations of the linear gate per M-step. The gate warm-starts,
 # so its optimisation continues across M-steps (generalised EM: every M-step
 # still raises the objective); 5 was measured the fastest setting that reaches
 # the same log-likelihood (benchmarks/README.md, "Gate iterations per M-step").
 _GATE_ITER_PER_M_STEP = 5
+# L-BFGS iterations of the MLP gates (NumPy and PyTorch) per M-step, their
+# curvature pairs kept from one M-step to the next (benchmarks/README.md,
+# "Neural gates: iterations per M-step").
+_NEURAL_GATE_ITER_PER_M_STEP = 5
 
 
 def _method(obj, name):
@@ -191,20 +195,23 @@ class GateAdapter:
 def make_gate(gate, *, backend, alpha, device, random_state):
     """The gate of one EM run, wrapped in a :class:`GateAdapter`.
 
-    The gates are built exactly as the estimators have always built them, so
-    fits do not change.
+    The built-in gates of the two backends start from the same weights (the
+    Glorot draw of :class:`~skmoe.gates.MLPGate` from the seed), run the same
+    optimiser and the same bounded number of warm-started iterations per
+    M-step (generalised EM), so that on CPU in float64 ``backend="torch"``
+    reproduces ``backend="numpy"`` to rounding.
 
     Parameters
     ----------
     gate : {"linear", "mlp"} or object
-        ``"linear"``: :class:`~skmoe.gates.LinearGate` at
-        ``_GATE_ITER_PER_M_STEP`` L-BFGS iterations per M-step (NumPy) or
-        :class:`~skmoe.gates.TorchGate` without hidden layer (PyTorch);
-        ``"mlp"``: :class:`~skmoe.gates.MLPGate` (NumPy) or a
-        :class:`~skmoe.gates.TorchGate` with one hidden layer of 16 units
-        (PyTorch). An object is checked with
-        :func:`~skmoe.gates.check_gate` and cloned, with its
-        ``random_state`` parameter, if any, set to the seed.
+        ``"linear"``: :class:`~skmoe.gates.LinearGate` (NumPy) or a
+        :class:`~skmoe.gates.TorchGate` without hidden layer (PyTorch), at
+        ``_GATE_ITER_PER_M_STEP`` L-BFGS iterations per M-step; ``"mlp"``:
+        :class:`~skmoe.gates.MLPGate` (NumPy) or a
+        :class:`~skmoe.gates.TorchGate` (PyTorch) with one hidden layer of 16
+        units, at ``_NEURAL_GATE_ITER_PER_M_STEP`` iterations per M-step. An
+        object is checked with :func:`~skmoe.gates.check_gate` and cloned,
+        with its ``random_state`` parameter, if any, set to the seed.
     backend : {"numpy", "torch"}
         Library of the built-in gates.
     alpha : float
@@ -246,19 +253,29 @@ def make_gate(gate, *, backend, alpha, device, random_state):
         return GateAdapter(gate)
     if gate not in ("linear", "mlp"):
         raise ValueError(f"gate must be 'linear', 'mlp' or a gate object; got {gate!r}.")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch'; got {backend!r}.")
+    # Both backends: the same start (the Glorot draw from the seed), the same
+    # optimiser and the same budget per M-step, hence the same fit to rounding.
     if backend == "torch":
+        from ._linear import LinearGate
         from ._torch import TorchGate
 
-        hidden = () if gate == "linear" else (16,)
-        return GateAdapter(
-            TorchGate(hidden_layer_sizes=hidden, alpha=alpha, device=device, random_state=seed)
-        )
-    if backend != "numpy":
-        raise ValueError(f"backend must be 'numpy' or 'torch'; got {backend!r}.")
+        if gate == "linear":
+            return GateAdapter(TorchGate(
+                hidden_layer_sizes=(), alpha=alpha, max_iter=_GATE_ITER_PER_M_STEP,
+                tol=LinearGate().tol, device=device, random_state=seed,
+            ))
+        return GateAdapter(TorchGate(
+            hidden_layer_sizes=(16,), alpha=alpha, max_iter=_NEURAL_GATE_ITER_PER_M_STEP,
+            device=device, random_state=seed,
+        ))
     if gate == "linear":
         from ._linear import LinearGate
 
         return GateAdapter(LinearGate(alpha=alpha, max_iter=_GATE_ITER_PER_M_STEP))
     from ._mlp import MLPGate
 
-    return GateAdapter(MLPGate(alpha=alpha, random_state=seed))
+    return GateAdapter(
+        MLPGate(alpha=alpha, max_iter=_NEURAL_GATE_ITER_PER_M_STEP, random_state=seed)
+    )

@@ -10,6 +10,7 @@ only in the optimiser: SciPy's L-BFGS-B on :class:`SoftmaxObjective` for the
 NumPy gates, :class:`torch.optim.LBFGS` with autograd for the PyTorch gate.
 """
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._threads import RowPool, row_parallel
 from ._base import BaseGate, log_softmax_columns, validate_resp
+from ._lbfgs import LBFGSMemory, minimise_lbfgs
 from ._network import (
     activate,
     count_parameters,
@@ -31,6 +33,15 @@ from ._network import (
     unstandardise_first_layer,
     weighted_standardisation,
 )
+
+# Curvature pairs of the hidden-layer networks' L-BFGS, and whether they are
+# kept from one M-step of an EM run to the next (benchmarks/README.md,
+# "Neural gates: iterations per M-step").
+_LBFGS_HISTORY = 10
+_KEEP_CURVATURE_PAIRS = True
+# Caches of a fit that are not part of the fitted model: never pickled or
+# deep-copied (the EM loop deep-copies its best state).
+_TRANSIENT = ("_lbfgs_state", "_X_cache", "_torch_state", "_module")
 
 
 class SoftmaxContext(NamedTuple):
@@ -63,12 +74,13 @@ class SoftmaxObjective:
     :class:`~skmoe.utils._threads.RowPool` run in parallel threads, their
     partial sums combined in chunk order.
 
-    Without hidden layer the targets enter the loss only through their
-    weighted moments ``A = (w * R) @ X`` and ``(w * R).sum(axis=1)``, computed
-    once per fit (columns of ``R`` sum to one, so ``sum_k r_ki log p_ki =
-    sum_k r_ki z_ki - logsumexp_k z_ki``); with hidden layers the inputs of the
-    last layer change with ``theta``, and each block sums the cross-entropy of
-    its log-softmax.
+    One formula for every network: the columns of ``R`` sum to one, so the
+    loss is ``sum_i w_i (logsumexp_k z_ki - sum_k r_ki z_ki)`` plus the
+    penalty, and its gradient with respect to the logits is ``w_i (p_ki -
+    r_ki)``, formed per sample. The targets' term ``sum_ki w_i r_ki z_ki`` is
+    linear in the parameters of a network without hidden layer, and then
+    comes from the weighted moments ``(w * R) @ X`` and ``(w * R).sum(axis=1)``
+    computed once per fit; with hidden layers each block sums it.
 
     Parameters
     ----------
@@ -120,8 +132,8 @@ class SoftmaxObjective:
             ]
             for start, stop in self.bounds
         }
+        self.weighted_resp = resp_T * self.weight
         if self.linear:
-            self.weighted_resp = resp_T * self.weight
             def moment(start, stop):
                 product = np.matmul(self.weighted_resp[:, start:stop], X[start:stop])
                 return product.astype(np.float64)
@@ -129,15 +141,20 @@ class SoftmaxObjective:
             parts = self.pool.map(moment, self.bounds)
             self.resp_moment = sum(parts[1:], parts[0])
             self.resp_total = self.weighted_resp.sum(axis=1, dtype=np.float64)
-        else:
-            self.resp_T = resp_T
-            self.weight64 = weight
+        # Where each layer's weights, then biases, lie in theta (as unpack reads it).
+        sizes = [n_out * n_in for n_out, n_in in self.shapes] + [n for n, _ in self.shapes]
+        ends = np.cumsum(sizes).tolist()
+        slices = list(zip([0, *ends[:-1]], ends))
+        n_layers = len(self.shapes)
+        self._coef_slices = [(*slices[l], self.shapes[l]) for l in range(n_layers)]
+        self._intercept_slices = slices[n_layers:]
         self.best_loss = np.inf
         self.best_theta = None
 
     def __call__(self, theta):
         """Loss and gradient at ``theta`` (standardised parameters, packed)."""
-        coefs, intercepts = unpack(theta, self.shapes)
+        coefs = [theta[lo:hi].reshape(shape) for lo, hi, shape in self._coef_slices]
+        intercepts = [theta[lo:hi] for lo, hi in self._intercept_slices]
         raw_W0 = coefs[0] / self.scale
         raw_b0 = intercepts[0] - raw_W0 @ self.mean
         raw_coefs, raw_intercepts = [raw_W0, *coefs[1:]], [raw_b0, *intercepts[1:]]
@@ -188,35 +205,24 @@ class SoftmaxObjective:
                     activate(A[layer], act)
             Z = A[n_layers - 1]  # logits
             weight = self.weight[lo:hi]
-            if self.linear:
-                shift = Z.max(axis=0)
-                Z -= shift
-                with np.errstate(under="ignore"):
-                    np.exp(Z, out=Z)
-                total = Z.sum(axis=0)
-                log_norm = np.log(total, dtype=np.float64)
-                log_norm += shift  # logsumexp of the logits, per sample
-                loss += float(np.dot(log_norm, weight))
-                np.divide(weight, total, out=total)
-                Z *= total  # w_i * p_ki
-                # Subtract the targets per sample, not as moments after the product:
-                # near the optimum the moments cancel, which would cost the gradient
-                # its accuracy (in float32 visibly so).
-                Z -= self.weighted_resp[:, lo:hi]
-            else:
-                # The inputs of the last layer change with theta: no moments to
-                # precompute, so the cross-entropy of the log-softmax directly.
-                # MLPGate has always computed it so; keep it: MLP gate fits are
-                # chaotic in the last bit (X times 1 + 1e-15 moves the MLP case
-                # of tests/test_pinned_fits.py by 2e-4).
-                resp_T = self.resp_T[:, lo:hi]
-                log_softmax_columns(Z)
-                loss += -float(
-                    np.einsum("ki,ki,i->", resp_T, Z, self.weight64[lo:hi], optimize=True)
-                )
+            if not self.linear:
+                # The targets' term, sum_k sum_i w_i r_ki z_ki, of this block
+                # (without hidden layer it comes from the moments).
+                loss -= float(np.vdot(self.weighted_resp[:, lo:hi], Z))
+            shift = Z.max(axis=0)
+            Z -= shift
+            with np.errstate(under="ignore"):
                 np.exp(Z, out=Z)
-                Z -= resp_T
-                Z *= weight  # w_i * (p_ki - r_ki)
+            total = Z.sum(axis=0)
+            log_norm = np.log(total, dtype=np.float64)
+            log_norm += shift  # logsumexp of the logits, per sample
+            loss += float(np.dot(log_norm, weight))
+            np.divide(weight, total, out=total)
+            Z *= total  # w_i * p_ki
+            # Subtract the targets per sample, not as moments after the product:
+            # near the optimum the moments cancel, which would cost the gradient
+            # its accuracy (in float32 visibly so).
+            Z -= self.weighted_resp[:, lo:hi]
             delta = Z
             for layer in range(n_layers - 1, -1, -1):
                 source = rows if layer == 0 else A[layer - 1].T
@@ -229,14 +235,38 @@ class SoftmaxObjective:
         return loss, grad_W, grad_b
 
 
+class _BestPoint:
+    """An objective that remembers the lowest loss it returned and where."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.loss = np.inf
+        self.theta = None
+
+    def __call__(self, theta):
+        loss, grad = self.objective(theta)
+        if loss < self.loss:
+            self.loss = float(loss)
+            self.theta = np.array(theta, dtype=np.float64)
+        return loss, grad
+
+
 class _BaseSoftmaxGate(BaseGate):
-    """Softmax-network gate: everything but the architecture and the optimiser.
+    """Softmax-network gate: everything but the architecture and the objective's library.
 
     Subclasses have ``alpha``, ``max_iter`` and ``tol`` parameters (and
     ``activation`` with hidden layers) and may override the hooks
     :meth:`_hidden_layers`, :meth:`_layers`/:meth:`_set_layers` (where the
-    fitted parameters live), :meth:`_initial_parameters` (the cold start) and
-    :meth:`_minimise` (SciPy's L-BFGS-B on :class:`SoftmaxObjective` here).
+    fitted parameters live), :meth:`_initial_parameters` (the cold start),
+    :meth:`_objective` (:class:`SoftmaxObjective` here), :meth:`_threads`
+    and :meth:`_minimise`.
+
+    The optimiser is chosen by the network, not by the library that
+    evaluates the objective, so that the NumPy and PyTorch gates take the
+    same path: without hidden layer (a convex problem) SciPy's L-BFGS-B, as
+    the linear gate always has; with hidden layers
+    :func:`~skmoe.gates._lbfgs.minimise_lbfgs`, whose curvature pairs are
+    kept from one M-step of an EM run to the next (the same ``context``).
     """
 
     # ------------------------------------------------------------------
@@ -263,30 +293,69 @@ class _BaseSoftmaxGate(BaseGate):
         """Cold-start parameters in standardised units."""
         raise NotImplementedError
 
+    def _objective(self, X, resp_T, context, shapes, pool):
+        """``theta -> (loss, grad)`` of this fit: :class:`SoftmaxObjective`."""
+        return SoftmaxObjective(
+            X, resp_T, *context, self.alpha, shapes, self._activation_name(), pool
+        )
+
+    def _threads(self, n_rows, pool):
+        """Context of the optimiser's threads (the row pool's region suffices here)."""
+        return contextlib.nullcontext()
+
+    def _curvature_memory(self, context, n_params):
+        """The L-BFGS pairs of the previous fit of the same run, or a new memory.
+
+        Pairs are kept while the gate is fitted with the same ``context``
+        object (the EM loop passes its :meth:`prepare` to every M-step) and
+        the same number of parameters; :meth:`fit` prepares a new context
+        each call, so a public fit starts with an empty memory.
+        """
+        state = self.__dict__.get("_lbfgs_state")
+        if (
+            _KEEP_CURVATURE_PAIRS and state is not None and state[0] is context
+            and state[1] == n_params
+        ):
+            return state[2]
+        memory = LBFGSMemory(_LBFGS_HISTORY)
+        self._lbfgs_state = (context, n_params, memory)
+        return memory
+
     def _minimise(self, X, resp_T, context, shapes, coefs, intercepts):
-        """Minimise the objective from ``(coefs, intercepts)`` (standardised units) with L-BFGS-B.
+        """Minimise the objective from ``(coefs, intercepts)`` (standardised units).
 
         Returns the standardised parameters, the loss and the iteration count.
         """
-        # L-BFGS-B's own tiny BLAS calls run single-threaded; the objective's
+        # The optimiser's own tiny BLAS calls run single-threaded; the objective's
         # passes over the rows are split over the pool's threads (utils/_threads.py).
-        with row_parallel() as pool:
-            objective = SoftmaxObjective(
-                X, resp_T, *context, self.alpha, shapes, self._activation_name(), pool
-            )
-            result = minimize(
-                objective,
-                pack(coefs, intercepts),
-                jac=True,
-                method="L-BFGS-B",
-                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
-            )
-        theta, loss = result.x, float(result.fun)
+        with row_parallel() as pool, self._threads(X.shape[0], pool):
+            objective = _BestPoint(self._objective(X, resp_T, context, shapes, pool))
+            theta = pack(coefs, intercepts)
+            if len(shapes) == 1:
+                result = minimize(
+                    objective,
+                    theta,
+                    jac=True,
+                    method="L-BFGS-B",
+                    options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+                )
+                theta, loss, n_iter = result.x, float(result.fun), int(result.nit)
+            else:
+                theta, loss, n_iter, _ = minimise_lbfgs(
+                    objective, theta, max_iter=self.max_iter, gtol=self.tol,
+                    memory=self._curvature_memory(context, theta.size),
+                )
         # L-BFGS-B may report failure on line-search stalls at the optimum;
         # keep the best point seen.
-        if objective.best_theta is not None and objective.best_loss < loss:
-            theta, loss = objective.best_theta, float(objective.best_loss)
-        return (*unpack(theta, shapes), loss, int(result.nit))
+        if objective.theta is not None and objective.loss < loss:
+            theta, loss = objective.theta, objective.loss
+        return (*unpack(theta, shapes), loss, n_iter)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: never touch the live __dict__
+        for name in _TRANSIENT:
+            state.pop(name, None)
+        return state
 
     def _set_penalty(self, penalty):
         self._penalty = penalty
@@ -339,7 +408,7 @@ class _BaseSoftmaxGate(BaseGate):
         self : object
             The fitted gate.
         """
-        X = check_array(X, dtype=[np.float64, np.float32])
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
         resp_T = validate_resp(resp, X.shape[0])
         return self.fit_prepared(X, resp_T, self.prepare(X, sample_weight))
 
@@ -419,15 +488,7 @@ class _BaseSoftmaxGate(BaseGate):
         self : object
             The gate, with ``n_experts_`` and ``n_parameters_`` updated.
         """
-        check_is_fitted(self)
-        keep = np.asarray(keep)
-        if (
-            keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer)
-            or np.unique(keep).size != keep.size or keep.min() < 0 or keep.max() >= self.n_experts_
-        ):
-            raise ValueError(
-                f"keep must be distinct indices of the {self.n_experts_} experts; got {keep!r}."
-            )
+        keep = self._check_keep(keep)
         coefs, intercepts = (list(layer) for layer in self._layers())
         coefs[-1] = coefs[-1][keep]
         intercepts[-1] = intercepts[-1][keep] - intercepts[-1][keep].mean()
@@ -438,6 +499,19 @@ class _BaseSoftmaxGate(BaseGate):
         self.n_experts_ = int(keep.size)
         self.n_parameters_ = count_parameters([c.shape for c in coefs])
         return self
+
+    def _check_keep(self, keep):
+        """``keep`` as an array of distinct indices of the fitted outputs, or ValueError."""
+        check_is_fitted(self)
+        keep = np.asarray(keep)
+        if (
+            keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer)
+            or np.unique(keep).size != keep.size or keep.min() < 0 or keep.max() >= self.n_experts_
+        ):
+            raise ValueError(
+                f"keep must be distinct indices of the {self.n_experts_} experts; got {keep!r}."
+            )
+        return keep
 
     def log_proba_T(self, X):
         """Log gate probabilities in the core's ``(n_experts, n_samples)`` layout.
@@ -474,7 +548,7 @@ class _BaseSoftmaxGate(BaseGate):
     def _log_proba_native_T(self, X):
         """Validated ``X`` -> ``(n_experts, n_samples)`` log-probabilities of ``X.dtype``."""
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32])
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
         self._check_n_features_in(X)
         return log_softmax_columns(self._logits_T(X))
 

@@ -64,6 +64,12 @@ class GammaLikelihood(BaseLikelihood):
 
     Read more in the :ref:`User Guide <likelihoods>`.
 
+    Attributes
+    ----------
+    positive_only : bool
+        True: the target is positive (scikit-learn's estimator checks then
+        draw positive targets).
+
     See Also
     --------
     PoissonLikelihood : Counts.
@@ -73,8 +79,8 @@ class GammaLikelihood(BaseLikelihood):
     --------
     >>> import numpy as np
     >>> from skmoe.likelihoods import GammaLikelihood
-    >>> rng = np.random.RandomState(0)
-    >>> y = rng.gamma(shape=4.0, scale=0.5, size=20000)
+    >>> rng = np.random.RandomState(1)
+    >>> y = rng.gamma(shape=4.0, scale=0.5, size=20000)  # mean 2, shape 4
     >>> lik = GammaLikelihood()
     >>> y = lik.prepare_target(y, np.ones_like(y))
     >>> mean_T = np.full((1, y.size), 2.0)
@@ -86,16 +92,17 @@ class GammaLikelihood(BaseLikelihood):
     numeric_target = True
     drop_zero_weight_rows = True
     least_squares = False
+    positive_only = True
 
     def default_expert(self):
-        """``GammaRegressor(alpha=0)``: unpenalised, log link.
+        """``GammaRegressor(alpha=0, solver="newton-cholesky")``: unpenalised, log link.
 
         Returns
         -------
         expert : GammaRegressor
             Unfitted.
         """
-        return GammaRegressor(alpha=0.0)
+        return GammaRegressor(alpha=0.0, solver="newton-cholesky")
 
     def check_expert(self, estimator):
         """Refuse classifiers: a Gamma expert predicts a mean.
@@ -234,7 +241,7 @@ class GammaLikelihood(BaseLikelihood):
         return shape
 
     def mean_variance(self, outputs_T, params):
-        """Means and variances ``mu^2 / nu``.
+        """Return the means and the variances ``mu^2 / nu``.
 
         Parameters
         ----------

@@ -26,6 +26,9 @@ class PoissonLikelihood(BaseLikelihood):
     discrete : bool
         True: the predictive distribution lives on the integers (quantiles
         are found by an integer search).
+    positive_only : bool
+        True: the target is non-negative (scikit-learn's estimator checks
+        then draw non-negative targets).
 
     See Also
     --------
@@ -48,17 +51,18 @@ class PoissonLikelihood(BaseLikelihood):
     numeric_target = True
     drop_zero_weight_rows = True
     least_squares = False
+    positive_only = True
     discrete = True
 
     def default_expert(self):
-        """``PoissonRegressor(alpha=0)``: unpenalised, log link.
+        """``PoissonRegressor(alpha=0, solver="newton-cholesky")``: unpenalised, log link.
 
         Returns
         -------
         expert : PoissonRegressor
             Unfitted.
         """
-        return PoissonRegressor(alpha=0.0)
+        return PoissonRegressor(alpha=0.0, solver="newton-cholesky")
 
     def check_expert(self, estimator):
         """Refuse classifiers: a Poisson expert predicts a rate.

@@ -99,7 +99,7 @@ class StudentTLikelihood(BaseLikelihood):
     >>> y = lik.prepare_target(np.array([0.0, 1.0, 10.0]), np.ones(3))
     >>> params = np.array([[1.0, 4.0]])  # sigma^2 and nu of one expert
     >>> lik.expert_weights(np.zeros((1, 3)), y, params).round(3)
-    array([[1.25 , 1.   , 0.049]])
+    array([[1.25 , 1.   , 0.048]])
     """
 
     _parameter_constraints = {
@@ -321,7 +321,7 @@ class StudentTLikelihood(BaseLikelihood):
         return np.column_stack([scale2, df])
 
     def mean_variance(self, outputs_T, params):
-        """Locations and variances ``sigma^2 nu / (nu - 2)`` (infinite for ``nu <= 2``).
+        """Return the locations and the variances ``sigma^2 nu / (nu - 2)`` (inf for ``nu <= 2``).
 
         Parameters
         ----------

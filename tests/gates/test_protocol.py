@@ -10,7 +10,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from skmoe.gates import BaseGate, LinearGate, MLPGate, TorchGate, check_gate
 from skmoe.gates._network import count_parameters, weighted_standardisation
-from skmoe.gates._protocol import _GATE_ITER_PER_M_STEP, GateAdapter, make_gate
+from skmoe.gates._protocol import (
+    _GATE_ITER_PER_M_STEP,
+    _NEURAL_GATE_ITER_PER_M_STEP,
+    GateAdapter,
+    make_gate,
+)
 from skmoe.gates._softmax import SoftmaxContext
 
 
@@ -148,7 +153,7 @@ def test_adapter_on_builtin_gates_is_the_public_fit(template, torch_one_thread):
 def test_splits_rows():
     assert BaseGate.splits_rows is False
     assert LinearGate.splits_rows and MLPGate.splits_rows
-    assert TorchGate.splits_rows is False
+    assert TorchGate.splits_rows  # PyTorch threads, not BLAS's: the loop may hold BLAS to one
 
 
 @pytest.mark.parametrize("template", GATES, ids=GATE_IDS)
@@ -213,9 +218,13 @@ SEED = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
     "gate, backend, expected",
     [
         ("linear", "numpy", LinearGate(alpha=0.01, max_iter=_GATE_ITER_PER_M_STEP)),
-        ("mlp", "numpy", MLPGate(alpha=0.01, random_state=SEED)),
-        ("linear", "torch", TorchGate((), alpha=0.01, device="cpu", random_state=SEED)),
-        ("mlp", "torch", TorchGate((16,), alpha=0.01, device="cpu", random_state=SEED)),
+        ("mlp", "numpy", MLPGate(alpha=0.01, max_iter=_NEURAL_GATE_ITER_PER_M_STEP,
+                                 random_state=SEED)),
+        # The same budget (and, linear, tolerance) as the NumPy gate.
+        ("linear", "torch", TorchGate((), alpha=0.01, max_iter=_GATE_ITER_PER_M_STEP,
+                                      tol=LinearGate().tol, device="cpu", random_state=SEED)),
+        ("mlp", "torch", TorchGate((16,), alpha=0.01, max_iter=_NEURAL_GATE_ITER_PER_M_STEP,
+                                   device="cpu", random_state=SEED)),
     ],
 )
 def test_make_gate_builds_the_builtin_gates(gate, backend, expected):

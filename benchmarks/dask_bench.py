@@ -1,0 +1,362 @@
+"""One EM iteration on Dask arrays against NumPy in memory, and a fit larger than the workers' memory.
+
+Usage::
+
+    python benchmarks/dask_bench.py                      # n = 1e6 and 1e7, out-of-core 4 GB
+    python benchmarks/dask_bench.py --sizes 1e5 --out-of-core-gb 0.2   # a quick check
+    python benchmarks/dask_bench.py --skip-out-of-core --output table.md
+
+Data: ``d = 20`` features, ``k = 8`` experts, the model of
+:func:`skmoe.datasets.make_gated_regression` (its parameters drawn once with
+``random_state=0``), generated chunk by chunk (10 row chunks per size; 250,000
+rows per chunk out of core), each chunk from its own seed, so NumPy and Dask
+fit the same rows.
+
+Per size, each side runs in a fresh subprocess and fits
+``MixtureOfExpertsRegressor(n_experts=8, init="random", max_iter=3, tol=0,
+random_state=0)`` with ``verbose=2``; the time of one EM iteration is the
+median of the three iterations the fit prints (the initialisation is not
+counted), and rows per second is ``n`` divided by it.
+
+* NumPy: the arrays in the process's memory, the estimator's own threads
+  (BLAS single-threaded, one row thread per core).
+* Dask: a ``distributed.LocalCluster`` of 2 worker processes with 1 thread
+  each; ``X`` and ``y`` generated on the workers and persisted there, so the
+  responsibilities are persisted too.
+* Out of core: ``X`` written to a memory-mappable ``.npy`` file of
+  ``--out-of-core-gb`` GB, 2 workers with ``memory_limit="2GB"``; each chunk
+  is read from the file by its task (``np.load(mmap_mode="r")`` and a copy),
+  so every EM pass reads the data again and the responsibilities are
+  recomputed per chunk, never persisted.
+
+Memory: each process's peak resident set during the fit (a sampler thread
+reads ``psutil`` every 20 ms), and, for the workers, its increase over the
+resident set before the fit (the data they hold), the "working memory" the
+issue bounds by 3 chunks plus the model.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES = 20
+N_EXPERTS = 8
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------
+# Data
+
+
+def model_params():
+    from skmoe.datasets import make_gated_regression
+
+    _, _, params = make_gated_regression(
+        10, N_FEATURES, N_EXPERTS, return_labels=False, return_params=True, random_state=0
+    )
+    return params
+
+
+def make_chunk(n_rows, seed, params):
+    """Rows of the gated-regression model from their own seed: ``(X, y)``."""
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((n_rows, N_FEATURES))
+    logits = params["gate_sharpness"] * (X @ params["gate_coef"].T + params["gate_intercept"])
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    proba /= proba.sum(axis=1, keepdims=True)
+    labels = (proba.cumsum(axis=1) > rng.uniform(size=(n_rows, 1))).argmax(axis=1)
+    y = (
+        np.einsum("ij,ij->i", X, params["expert_coef"][labels])
+        + params["expert_intercept"][labels]
+        + params["noise_std"][labels] * rng.standard_normal(n_rows)
+    )
+    return X, y
+
+
+def _chunk_sizes(n, n_chunks):
+    edges = np.linspace(0, n, n_chunks + 1).astype(np.int64)
+    return np.diff(edges).tolist()
+
+
+# ----------------------------------------------------------------------
+# Measurements (run in subprocesses)
+
+
+class PeakSampler:
+    """Peak resident set of this process, sampled by a thread."""
+
+    def __init__(self, period=0.02):
+        import psutil
+
+        self.process = psutil.Process()
+        self.base = self.process.memory_info().rss
+        self.peak = self.base
+        self.period = period
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.period)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        return self.base, self.peak
+
+
+def _start_worker_sampler(dask_worker):
+    dask_worker._skmoe_sampler = PeakSampler()
+
+
+def _stop_worker_sampler(dask_worker):
+    return dask_worker._skmoe_sampler.stop()
+
+
+def _fit_and_time(estimator, X, y):
+    """Fit with verbose=2; the iteration times it prints and the fit's wall time."""
+    import contextlib
+    import io
+    import warnings
+
+    buffer = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X, y)
+    wall = time.perf_counter() - start
+    times = [float(t) for t in re.findall(r"Iteration \d+:.*time ([0-9.]+)s", buffer.getvalue())]
+    return times, wall
+
+
+def _estimator():
+    from skmoe import MixtureOfExpertsRegressor
+
+    return MixtureOfExpertsRegressor(
+        n_experts=N_EXPERTS, init="random", max_iter=3, tol=0.0, random_state=0, verbose=2
+    )
+
+
+def run_numpy(n):
+    params = model_params()
+    sizes = _chunk_sizes(n, 10)
+    X = np.empty((n, N_FEATURES))
+    y = np.empty(n)
+    start = 0
+    for b, size in enumerate(sizes):
+        X[start : start + size], y[start : start + size] = make_chunk(size, b, params)
+        start += size
+    sampler = PeakSampler()
+    times, wall = _fit_and_time(_estimator(), X, y)
+    base, peak = sampler.stop()
+    return {"times": times, "fit": wall, "peak": peak, "base": base, "data": X.nbytes + y.nbytes}
+
+
+def _load_rows(path, lo, hi):
+    """Rows ``lo:hi`` of a ``.npy`` file, copied out of a short-lived memory map."""
+    mm = np.load(path, mmap_mode="r")
+    out = np.array(mm[lo:hi])
+    del mm
+    return out
+
+
+def _dask_data_from_file(X_path, y_path, sizes):
+    import dask
+    import dask.array as da
+
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    X_parts, y_parts = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        X_parts.append(da.from_delayed(dask.delayed(_load_rows)(str(X_path), int(lo), int(hi)),
+                                       shape=(int(hi - lo), N_FEATURES), dtype=np.float64))
+        y_parts.append(da.from_delayed(dask.delayed(_load_rows)(str(y_path), int(lo), int(hi)),
+                                       shape=(int(hi - lo),), dtype=np.float64))
+    return da.concatenate(X_parts), da.concatenate(y_parts)
+
+
+def _dask_data_generated(n, params):
+    import dask
+    import dask.array as da
+
+    sizes = _chunk_sizes(n, 10)
+    X_parts, y_parts = [], []
+    for b, size in enumerate(sizes):
+        chunk = dask.delayed(make_chunk, nout=2)(size, b, params)
+        X_parts.append(da.from_delayed(chunk[0], shape=(size, N_FEATURES), dtype=np.float64))
+        y_parts.append(da.from_delayed(chunk[1], shape=(size,), dtype=np.float64))
+    return da.concatenate(X_parts), da.concatenate(y_parts)
+
+
+def run_dask(n, memory_limit=None, out_of_core=None):
+    from distributed import Client, LocalCluster
+
+    kwargs = {} if memory_limit is None else {"memory_limit": memory_limit}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, **kwargs) as cluster, Client(cluster) as client:
+        if out_of_core is None:
+            X, y = _dask_data_generated(n, model_params())
+            X, y = client.persist([X, y])
+            client.wait_for_workers(2)
+            from distributed import wait
+
+            wait([X, y])
+            chunk_bytes = max(X.chunks[0]) * N_FEATURES * 8
+        else:
+            X, y = _dask_data_from_file(*out_of_core)
+            chunk_bytes = max(X.chunks[0]) * N_FEATURES * 8
+        # Warm the workers (imports) before measuring.
+        client.run(lambda: __import__("skmoe._dask._fit"))
+        client.run(_start_worker_sampler)
+        sampler = PeakSampler()
+        times, wall = _fit_and_time(_estimator(), X, y)
+        client_base, client_peak = sampler.stop()
+        workers = client.run(_stop_worker_sampler)
+    return {
+        "times": times, "fit": wall, "client_peak": client_peak, "client_base": client_base,
+        "workers": list(workers.values()), "chunk_bytes": chunk_bytes,
+        "data": n * (N_FEATURES + 1) * 8,
+    }
+
+
+def write_file_data(directory, n, gb_rows_per_chunk=250_000):
+    """``X.npy`` and ``y.npy`` of ``n`` rows, written chunk by chunk; the chunk sizes."""
+    params = model_params()
+    X_path, y_path = Path(directory) / "X.npy", Path(directory) / "y.npy"
+    X = np.lib.format.open_memmap(X_path, mode="w+", dtype=np.float64, shape=(n, N_FEATURES))
+    y = np.lib.format.open_memmap(y_path, mode="w+", dtype=np.float64, shape=(n,))
+    sizes = [min(gb_rows_per_chunk, n - lo) for lo in range(0, n, gb_rows_per_chunk)]
+    start = 0
+    for b, size in enumerate(sizes):
+        X[start : start + size], y[start : start + size] = make_chunk(size, b, params)
+        start += size
+    X.flush()
+    y.flush()
+    del X, y
+    return X_path, y_path, sizes
+
+
+def _child(args):
+    kind = args.child
+    if kind == "numpy":
+        result = run_numpy(args.n)
+    elif kind == "dask":
+        result = run_dask(args.n)
+    else:
+        result = run_dask(args.n, memory_limit=args.memory_limit,
+                          out_of_core=(args.X_path, args.y_path, json.loads(args.chunks)))
+    print("RESULT " + json.dumps(result))
+
+
+def _spawn(*extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, __file__, *extra], capture_output=True, text=True,
+                          env=env, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{' '.join(extra)} failed:\n{proc.stderr[-4000:]}")
+
+
+# ----------------------------------------------------------------------
+# Report
+
+
+def _gb(x):
+    return f"{x / 1e9:.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1e6,1e7")
+    parser.add_argument("--out-of-core-gb", type=float, default=4.0)
+    parser.add_argument("--skip-out-of-core", action="store_true")
+    parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument("--output")
+    parser.add_argument("--child")
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--X-path")
+    parser.add_argument("--y-path")
+    parser.add_argument("--chunks")
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+
+    lines = [
+        (f"d = {N_FEATURES}, k = {N_EXPERTS}, 2 cores; one EM iteration = median of 3 "
+         "(init='random', tol=0)."),
+        "",
+        "| n | side | s / iteration | rows / s | dask / NumPy per row | fit (s) | peak RSS (GB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    per_iter = {}
+    for n in (int(float(s)) for s in args.sizes.split(",")):
+        numpy_result = _spawn("--child", "numpy", "--n", str(n))
+        dask_result = _spawn("--child", "dask", "--n", str(n))
+        t_np = float(np.median(numpy_result["times"]))
+        t_dk = float(np.median(dask_result["times"]))
+        per_iter[n] = (t_np, t_dk)
+        lines.append(
+            f"| {n:.0e} | NumPy | {t_np:.2f} | {n / t_np:,.0f} | | {numpy_result['fit']:.1f} | "
+            f"{_gb(numpy_result['peak'])} |"
+        )
+        workers = ", ".join(f"{_gb(peak)} (+{_gb(peak - base)})" for base, peak in dask_result["workers"])
+        lines.append(
+            f"| {n:.0e} | Dask, 2 workers | {t_dk:.2f} | {n / t_dk:,.0f} | {t_dk / t_np:.2f} | "
+            f"{dask_result['fit']:.1f} | client {_gb(dask_result['client_peak'])}; workers {workers} |"
+        )
+        print("\n".join(lines[-2:]), flush=True)
+    sizes = sorted(per_iter)
+    if len(sizes) >= 2:
+        lo, hi = sizes[0], sizes[-1]
+        lines += [
+            "",
+            (f"Per-iteration time from n = {lo:.0e} to {hi:.0e} ({hi / lo:.0f}x the rows): NumPy "
+             f"{per_iter[hi][0] / per_iter[lo][0]:.1f}x, Dask {per_iter[hi][1] / per_iter[lo][1]:.1f}x."),
+        ]
+    if not args.skip_out_of_core and args.out_of_core_gb > 0:
+        n = int(args.out_of_core_gb * 1e9 / (N_FEATURES * 8))
+        with tempfile.TemporaryDirectory(dir=os.environ.get("SKMOE_BENCH_DIR")) as directory:
+            tic = time.perf_counter()
+            X_path, y_path, chunks = write_file_data(directory, n)
+            written = time.perf_counter() - tic
+            result = _spawn("--child", "ooc", "--n", str(n), "--X-path", str(X_path),
+                            "--y-path", str(y_path), "--chunks", json.dumps(chunks),
+                            "--memory-limit", args.memory_limit)
+        t = float(np.median(result["times"]))
+        chunk = result["chunk_bytes"]
+        working = max(peak - base for base, peak in result["workers"])
+        lines += [
+            "",
+            f"Out of core: X of {n:,} rows ({_gb(n * N_FEATURES * 8)} GB, written in "
+            f"{written:.0f} s) in a .npy file, chunks of {max(chunks):,} rows "
+            f"({chunk / 1e6:.0f} MB), 2 workers with memory_limit={args.memory_limit}: the fit "
+            f"({len(result['times'])} iterations) took {result['fit']:.0f} s, "
+            f"{t:.1f} s per iteration ({n / t:,.0f} rows/s). Peak RSS: client "
+            f"{_gb(result['client_peak'])} GB; workers "
+            + ", ".join(f"{_gb(peak)} GB (+{_gb(peak - base)} during the fit)"
+                        for base, peak in result["workers"])
+            + f". Largest working memory {working / chunk:.1f}x the largest chunk "
+            "(the model is a few kB).",
+        ]
+        print("\n".join(lines[-2:]), flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
