@@ -3,7 +3,7 @@
 Usage::
 
     pip install statsmodels                 # for this measurement only (3 data sets)
-    python benchmarks/defaults.py           # every data set of when_to_use.py
+    python benchmarks/defaults.py           # every data set of when_to_use.py (~45 min)
     python benchmarks/defaults.py --quick   # data sets of at most 500 rows
     python benchmarks/defaults.py --experts 3 --output defaults.md --json defaults.json
 

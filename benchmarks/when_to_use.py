@@ -3,7 +3,7 @@
 Usage::
 
     pip install statsmodels                 # for this measurement only (3 data sets)
-    python benchmarks/when_to_use.py        # every data set, ~5 min on 2 cores
+    python benchmarks/when_to_use.py        # every data set, 10-30 min on 2 busy cores
     python benchmarks/when_to_use.py --quick            # small data sets only
     python benchmarks/when_to_use.py --output results.md --json results.json
 
@@ -36,8 +36,10 @@ pooled before scoring, so that even 16 rows give a defined R^2:
 ``MSE = mean((y - oof)^2)``, averaged over the repetitions. ``fit ms`` is the
 mean wall time of one ``fit`` on a training fold, every model limited to one
 thread (BLAS and OpenMP, ``threadpoolctl``): the data sets are small, and
-single-threaded times compare fairly and stay stable on a busy machine. A fit
-that raises is counted as a failure and shown as ``fail``.
+single-threaded times compare fairly without oversubscribing the cores. A fit
+that raises is counted as a failure and shown as ``fail``. For the synthetic
+data the R^2 of the true ``E[y | x]`` on all rows ("true mean") is the best a
+model can expect.
 
 The script runs from a checkout without installing skmoe (it adds the
 repository root to ``sys.path`` when ``import skmoe`` fails).

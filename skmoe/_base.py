@@ -506,7 +506,37 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                 ConvergenceWarning,
             )
         self._set_fitted_state(ctx, best, [np.asarray(r.log_likelihood_curve) for r in results])
+        self._order_experts(ctx)
         return self
+
+    def _order_experts(self, ctx):
+        """Number the experts by a stable rule (label switching), predictions unchanged.
+
+        Regression: ascending sample-weighted mean of each expert's predicted
+        mean over the training inputs (expert 0 is the lowest regime);
+        classification, or a likelihood without predictive means: descending
+        ``expert_share_``. Skipped when ``expert`` is a list (the user's order
+        names the experts) and for a gate that cannot reorder its outputs.
+        See :func:`skmoe.inference.order_experts`.
+        """
+        if (
+            self.n_experts_ < 2
+            or isinstance(self.expert, list)
+            or not callable(getattr(self.gate_, "remove_experts", None))
+        ):
+            return
+        likelihood = self.likelihood_
+        keys = -np.asarray(self.expert_share_)
+        if likelihood.numeric_target:
+            outputs_T = likelihood.expert_outputs(self.experts_, ctx.X_expert, ctx.y, ctx.solver)
+            try:
+                mean_T, _ = likelihood.mean_variance(outputs_T, likelihood.params_)
+                keys = np.asarray(mean_T, dtype=np.float64) @ ctx.sample_weight
+            except NotImplementedError:
+                pass
+        from .inference import order_experts
+
+        order_experts(self, by=np.argsort(keys, kind="stable"))
 
     def _can_resume(self, templates, gate_features, expert_features):
         """Whether ``warm_start`` can continue the previous fit; warns when it cannot."""

@@ -112,7 +112,11 @@ SHARED_DOC = {
         ignored), e.g. to step EM one iteration at a time with
         ``max_iter=1``.""",
     "fitted_attributes": """gate_ : gate object
-        The fitted gating network.
+        The fitted gating network. The experts are numbered by a stable rule
+        (label switching): for the regressor by ascending weighted mean of
+        their predictions on the training data, for the classifier by
+        descending ``expert_share_``; a list of experts keeps its order (see
+        :func:`skmoe.inference.order_experts`).
     n_experts_ : int
         Number of experts after training (lower than ``n_experts`` only if an
         expert was removed after repeatedly losing all responsibility).

@@ -29,7 +29,7 @@ routed rows rather than to ``n_experts * n_samples`` (the crossover is
 """
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import blas, lapack
 
 from .utils._array_api import get_namespace
 from .utils._threads import MIN_ROWS_PER_THREAD, row_parallel
@@ -122,17 +122,16 @@ def routed_rows_pay(weights_T, p):
     """Whether :func:`routed_gram_matrices` beats the dense pass for these weights.
 
     Sparse routing (``top_k``, hard or capacity-limited assignments) leaves
-    most weights zero, and the dense pass would still touch every row for
-    every expert. The routed pass costs about ``nnz * p^2`` plus a scan of
-    the weights and a fixed cost per expert; the dense one ``n_experts *
-    n_samples * p^2`` with kernels that are several times more efficient per
-    flop, especially the "pairs" kernel on few columns. Measured crossovers
-    (``benchmarks/README.md``, "Gram kernels of routed rows") give the
-    largest fraction of non-zero weights at which the routed pass pays:
-    ``0.1 * (p / 12)^2`` against "pairs" (at most 0.25: with 2 features it
-    never pays), ``0.25 * (p / 14)^2`` against "gemm" (at most 0.3) and 0.3
-    against "syrk". The fraction is estimated on at most 2,048 evenly spaced
-    columns of ``weights_T``.
+    most weights zero, and the dense pass still touches every row for every
+    expert. The routed pass costs about ``nnz * p^2`` plus a scan of the
+    weights, but several times more per flop than the dense kernels, whose
+    efficiency grows with the number of experts (one wide product). The
+    crossover was measured (single-threaded CPU time, n=20,000, p from 4 to
+    52, 4 to 64 experts, top-k weights; ``benchmarks/README.md``, "Gram
+    kernels of routed rows"): the routed pass pays below a fraction of
+    non-zero weights of about ``0.0025 * p^2 / sqrt(n_experts)``, at most
+    0.5. The fraction is estimated on at most 2,048 evenly spaced columns of
+    ``weights_T``.
 
     Parameters
     ----------
@@ -149,13 +148,7 @@ def routed_rows_pay(weights_T, p):
     n_experts, n_samples = weights_T.shape
     if n_experts == 1 or n_samples * n_experts < _ROUTED_MIN_ENTRIES:
         return False
-    kernel, _ = gram_kernel(p, n_experts)
-    if kernel == "pairs":
-        limit = min(0.25, 0.1 * (p / 12) ** 2)
-    elif kernel == "gemm":
-        limit = min(0.3, 0.25 * (p / 14) ** 2)
-    else:
-        limit = 0.3
+    limit = min(0.5, 0.0025 * p * p / np.sqrt(n_experts))
     sample = weights_T[:, :: max(1, n_samples // 2048)]
     return np.count_nonzero(sample) <= limit * sample.size
 
@@ -164,13 +157,19 @@ def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None
     """:func:`weighted_gram_matrices` touching only each expert's non-zero-weight rows.
 
     The non-zero weights are listed expert by expert (one scan of
-    ``weights_T != 0``); each expert gathers its rows of ``X - x_offset``
-    (row-major: a transposed gather was measured 4x slower) and forms its
-    matrix from the blocks ``X_k^T W X_k``, ``X_k^T W 1``, ``X_k^T W y_k``
-    and the weighted sums of ``1`` and ``y_k``. The cost is proportional to
-    the routed rows, ``nnz * p^2``, instead of ``n_experts * n_samples *
-    p^2``. The experts are split between the threads of the
-    :class:`~skmoe.utils._threads.RowPool` by their number of rows; each
+    ``weights_T != 0``); each expert gathers its rows of ``X`` (``np.take``,
+    row-major: a transposed gather was measured 4x slower) and adds
+    ``Z_s^T Z_s`` by SYRK, with ``Z_s = sqrt(w) (X - x_offset)``; the
+    columns of ``1`` and ``y`` are summed for all experts at once
+    (``np.bincount``). The cost is proportional to the routed rows, ``nnz *
+    p^2``, instead of ``n_experts * n_samples * p^2``, but per flop it is
+    several times that of the dense kernels (gathers, small products): see
+    :func:`routed_rows_pay`. (A variant that reads the rows in order and
+    sums the column products of the routed entries per expert, without a
+    Python loop over the experts, was measured slower: the scan of each
+    strided block of weights and the products' memory traffic dominate.)
+    The experts are split between the threads of the
+    :class:`~skmoe.utils._threads.RowPool` by their numbers of rows; each
     expert's sum runs in one thread in row order, so the result does not
     depend on the thread count. Equal to the dense pass up to rounding
     (zero-weight rows add nothing).
@@ -196,23 +195,30 @@ def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None
         ``Z^T diag(w_k) Z`` for every expert, float64 and exactly symmetric.
     """
     n_experts, n_samples = weights_T.shape
-    p = X.shape[1] + 2
+    d = X.shape[1]
+    p = d + 2
     flat = np.flatnonzero(weights_T != 0)  # expert-major: each expert's rows in order
     experts, rows = np.divmod(flat, n_samples)
     w = weights_T.ravel()[flat]
     if sample_weight is not None:
         w *= sample_weight[rows]
+    # Z_s = sqrt(w) [X - x_offset, 1, y - y_offset] row by row; the columns
+    # of 1 and y are gathered for every entry at once.
+    root = np.sqrt(w)
+    ys = np.take(y, rows)
+    ys -= y_offset
+    ys *= root
     starts = np.searchsorted(experts, np.arange(n_experts + 1))
     gram = np.zeros((n_experts, p, p))
+    gram[:, d, d] = np.bincount(experts, weights=w, minlength=n_experts)
+    gram[:, d, d + 1] = np.bincount(experts, weights=root * ys, minlength=n_experts)
+    gram[:, d + 1, d + 1] = np.bincount(experts, weights=ys * ys, minlength=n_experts)
 
     def run(first, last):
         for k in range(first, last):
-            a, b = starts[k], starts[k + 1]
-            for lo in range(a, b, _ROUTED_BLOCK):
-                hi = min(lo + _ROUTED_BLOCK, b)
-                _add_routed_block(gram[k], X, y, rows[lo:hi], w[lo:hi], x_offset, y_offset)
-        gram[first:last] += gram[first:last].transpose(0, 2, 1)
-        gram[first:last] *= 0.5
+            for lo in range(starts[k], starts[k + 1], _ROUTED_BLOCK):
+                hi = min(lo + _ROUTED_BLOCK, starts[k + 1])
+                _add_routed_block(gram[k], X, rows[lo:hi], root[lo:hi], ys[lo:hi], x_offset)
 
     with row_parallel() as pool:
         # Experts in contiguous groups of about equal numbers of rows, one per thread.
@@ -220,29 +226,27 @@ def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None
         edges = np.searchsorted(starts, np.linspace(0, flat.size, n_groups + 1)[1:-1])
         edges = np.unique(np.r_[0, np.clip(edges, 0, n_experts), n_experts])
         pool.map(run, list(zip(edges[:-1].tolist(), edges[1:].tolist())))
+    # The upper triangles, mirrored.
+    lower = np.tril_indices(p, -1)
+    gram[:, lower[0], lower[1]] = gram[:, lower[1], lower[0]]
     return gram
 
 
-def _add_routed_block(G, X, y, rows, w, x_offset, y_offset):
-    """Add the Gram matrix of ``rows`` under weights ``w`` to ``G`` (upper and lower halves as GEMM gives them)."""
+def _add_routed_block(G, X, rows, root, ys, x_offset):
+    """Add the upper triangle's ``X`` rows of the routed Gram matrix of ``rows`` to ``G``.
+
+    ``Z_s = sqrt(w) (X - x_offset)`` is formed in place on the gathered rows;
+    ``Z_s^T Z_s`` by SYRK (half the flops of a product), its products with
+    ``sqrt(w)`` and ``sqrt(w) (y - y_offset)`` (``ys``) in one product.
+    """
     d = X.shape[1]
     # np.take, not X[rows]: measured 8x faster for a gather of whole rows.
-    Xr = np.take(X, rows, axis=0)
-    Xr -= x_offset
-    yr = np.take(y, rows) - y_offset
-    Sw = Xr * w[:, None]
-    G[:d, :d] += Sw.T @ Xr
-    sx = w @ Xr  # a product, not Sw.sum(axis=0): measured 15x faster
-    sxy = Sw.T @ yr
-    wy = w @ yr
-    G[:d, d] += sx
-    G[d, :d] += sx
-    G[:d, d + 1] += sxy
-    G[d + 1, :d] += sxy
-    G[d, d] += w.sum()
-    G[d, d + 1] += wy
-    G[d + 1, d] += wy
-    G[d + 1, d + 1] += (w * yr) @ yr
+    Zs = np.take(X, rows, axis=0)
+    Zs -= x_offset
+    Zs *= root[:, None]
+    # Zs.T is Fortran-ordered: BLAS reads it without a copy.
+    G[:d, :d] += blas.dsyrk(1.0, Zs.T, trans=0)
+    G[:d, d : d + 2] += (np.vstack([root, ys]) @ Zs).T
 
 
 def finish_gram(parts, kernel, p):
@@ -344,16 +348,16 @@ def solve_normal_equations(A, b, *, rank_deficient_rcond):
     beta : ndarray of shape (d,)
         The solution (minimum-norm when ``A`` is singular, as ``lstsq``).
     """
-    try:
-        c, lower = linalg.cho_factor(A, lower=True, check_finite=False)
-        beta = linalg.cho_solve((c, lower), b, check_finite=False)
-        if np.all(np.isfinite(beta)):
+    # LAPACK's potrf/potrs directly: what cho_factor/cho_solve call, without
+    # their per-call wrapping (measured at half of the solve time of 64 experts).
+    c, info = lapack.dpotrf(A, lower=1, clean=0)
+    if info == 0:
+        beta, info = lapack.dpotrs(c, b, lower=1)
+        if info == 0 and np.all(np.isfinite(beta)):
             # Cholesky can succeed on numerically singular systems; check the conditioning.
             diag = np.diag(c)
             if diag.min() > np.sqrt(rank_deficient_rcond) * diag.max():
                 return beta
-    except linalg.LinAlgError:
-        pass
     # Minimum-norm solution, as scipy.linalg.lstsq gives LinearRegression.
     evals, evecs = np.linalg.eigh(A)
     keep = evals > rank_deficient_rcond * max(evals.max(), 0.0)

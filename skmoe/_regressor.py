@@ -10,7 +10,12 @@ from . import _predictive
 from ._base import _BaseMixtureOfExperts, _is_dask
 from ._docstrings import fill_doc
 from ._solvers import predict_experts
-from .likelihoods import GammaLikelihood, GaussianLikelihood, PoissonLikelihood, StudentTLikelihood
+from .likelihoods import (
+    GammaLikelihood,
+    GaussianLikelihood,
+    PoissonLikelihood,
+    StudentTLikelihood,
+)
 from .utils._compat import HasMethods, StrOptions, _fit_context
 
 # The likelihood parameter's names and the likelihoods they stand for.

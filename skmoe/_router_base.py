@@ -87,15 +87,72 @@ class SoftRouter:
 
 
 class TopKRouter(SoftRouter):
-    """Top-k routing (``top_k``): the posterior of the masked gate, unchanged.
+    """Top-k routing (``top_k``): each sample's ``top_k`` largest responsibilities, renormalised.
 
-    The driver masks the gate to each sample's ``top_k`` experts in every
-    E-step, so the responsibilities are already zero outside them: each
-    expert's M-step touches only the rows routed to it (the solvers skip
-    zero-weight rows).
+    The experts' M-step then touches only the rows routed to them (the
+    solvers skip zero-weight rows, the batched linear solver switches to
+    its routed pass). The driver masks the gate to each sample's ``top_k``
+    experts in every training E-step, so the responsibilities arrive with
+    at most ``top_k`` non-zeros and pass unchanged; the truncation makes
+    the guarantee the router's own.
+
+    Parameters
+    ----------
+    top_k : int
+        Experts kept per sample.
     """
 
     name = "top_k"
+
+    def __init__(self, top_k):
+        self.top_k = top_k
+
+    def route(self, resp_T, log_prob, sample_weight, rng):
+        """The ``top_k`` largest responsibilities of each sample, renormalised.
+
+        Parameters
+        ----------
+        resp_T : ndarray of shape (n_experts, n_samples)
+            Responsibilities.
+        log_prob : ndarray of shape (n_samples,) or None
+            Per-sample log-likelihood (unused).
+        sample_weight : ndarray of shape (n_samples,)
+            User weights (unused).
+        rng : numpy.random.RandomState
+            Unused.
+
+        Returns
+        -------
+        routing : Routing
+            Experts and gate fitted to the truncated posterior.
+        """
+        return _both(top_k_columns(resp_T, self.top_k))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(top_k={self.top_k!r})"
+
+
+def top_k_columns(resp_T, top_k):
+    """Keep the ``top_k`` largest entries of each column, renormalised (ties: lowest index).
+
+    Parameters
+    ----------
+    resp_T : ndarray of shape (n_experts, n_samples)
+        Non-negative weights, columns summing to one.
+    top_k : int
+        Entries kept per column.
+
+    Returns
+    -------
+    kept_T : ndarray of shape (n_experts, n_samples)
+        ``resp_T`` itself when no column has more than ``top_k`` non-zeros.
+    """
+    n_experts = resp_T.shape[0]
+    if top_k >= n_experts or np.all(np.count_nonzero(resp_T, axis=0) <= top_k):
+        return resp_T
+    rank = np.argsort(np.argsort(-resp_T, axis=0, kind="stable"), axis=0, kind="stable")
+    kept = np.where(rank < top_k, resp_T, 0.0)
+    return kept / kept.sum(axis=0)
 
 
 class _Modifier(SoftRouter):

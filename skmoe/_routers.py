@@ -162,7 +162,7 @@ def make_router(estimator):
     elif algorithm == "sem":
         router = StochasticRouter()
     elif top_k is not None:
-        router = TopKRouter()
+        router = TopKRouter(top_k)
     else:
         router = SoftRouter()
     if targets is not None:

@@ -28,7 +28,7 @@ are not from precision; they stay where they are, with their reason.
 
 import numpy as np
 
-__all__ = ["eps", "optimum_tol", "tol"]
+__all__ = ["eps", "normal_equations_cond", "optimum_tol", "tol"]
 
 
 def eps(dtype=np.float64):
@@ -77,3 +77,18 @@ def optimum_tol(dtype=np.float64, cond=1.0, factor=10.0):
         for float32 at the defaults.
     """
     return factor * float(np.sqrt(cond * eps(dtype)))
+
+
+def normal_equations_cond(X, sample_weight=None, alpha=0.0, fit_intercept=True):
+    """Condition number of the weighted normal equations of a linear fit.
+
+    ``cond(Z' W Z + alpha I)`` with ``Z`` the (weighted-)centred ``X`` when
+    ``fit_intercept``: the ``cond`` to pass to :func:`tol` when comparing two
+    solutions of one (ridge) least-squares problem, since a solve through the
+    normal equations is accurate to about ``cond * eps`` of the coefficients'
+    norm.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    Z = X - np.average(X, axis=0, weights=w) if fit_intercept else X
+    return float(np.linalg.cond((Z * w[:, None]).T @ Z + alpha * np.eye(X.shape[1])))

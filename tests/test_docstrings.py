@@ -106,8 +106,14 @@ DOCSTRINGS = _all_docstrings()
 
 def _inherits_docstring(path):
     """An override without a docstring of its own shows its base's (as Sphinx does)."""
-    obj = _resolve(path)
-    return getattr(obj, "__doc__", None) is None and bool(inspect.getdoc(obj))
+    owner, _, name = path.rpartition(".")
+    obj = inspect.getattr_static(_resolve(owner), name)
+    obj = getattr(obj, "__func__", obj)
+    if isinstance(obj, property):
+        obj = obj.fget
+    if getattr(obj, "__doc__", None) is not None:
+        return False
+    return bool(inspect.getdoc(getattr(_resolve(owner), name)))
 
 
 def _errors(path, is_method, is_property):

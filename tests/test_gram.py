@@ -107,7 +107,7 @@ def test_routed_gram_does_not_depend_on_blas_threads():
 
 @pytest.mark.parametrize("n_features, k, top, routed", [
     (10, 64, 1, True), (10, 64, 2, True), (10, 16, 1, True), (10, 64, 64, False),
-    (2, 16, 1, False), (50, 4, 1, True), (50, 4, 2, False),
+    (2, 16, 1, False), (50, 4, 2, True), (50, 4, 3, False),
 ])
 def test_weighted_gram_takes_the_routed_pass_when_it_pays(monkeypatch, n_features, k, top, routed):
     rng = np.random.RandomState(0)

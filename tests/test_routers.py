@@ -15,7 +15,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import shuffle
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _routers, _routing
+from skmoe import (
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+    _routers,
+    _routing,
+)
 from skmoe._combinations import ROUTERS
 from skmoe.datasets import make_gated_regression, make_xor_blobs
 
@@ -165,7 +170,7 @@ def test_capacity_keeps_the_most_responsible_samples():
     resp = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
     slots = np.array([[1.0, 1, 1, 1], [0, 0, 0, 0]])
     rank = np.arange(4)
-    S, V = _routing.limit_capacity(slots, slots.copy(), resp, np.ones(4), 2.0, rank)
+    S, _ = _routing.limit_capacity(slots, slots.copy(), resp, np.ones(4), 2.0, rank)
     assert_array_equal(S, [[1, 1, 0, 0], [0, 0, 1, 1]])
     # The boundary row is split: a weight of 2 behaves as two rows.
     S, _ = _routing.limit_capacity(slots, slots.copy(), resp, np.array([1.0, 2, 1, 1]), 2.5, rank)
@@ -471,7 +476,7 @@ def test_out_of_range_values_are_refused(params):
 
 def test_grid_search_reaches_every_option():
     X, y = _regression(n=160)
-    grid = [dict((key, [value]) for key, value in params.items()) for params in OPTIONS.values()]
+    grid = [{key: [value] for key, value in params.items()} for params in OPTIONS.values()]
     search = GridSearchCV(
         MixtureOfExpertsRegressor(4, max_iter=3, random_state=0), grid, cv=2, error_score="raise"
     ).fit(X, y)

@@ -13,9 +13,13 @@ chunks:
   with the same centring offsets); the client adds them in row order
   (:func:`~skmoe._gram.finish_gram`) and solves the small systems
   (:func:`~skmoe._solvers.solve_linear_experts`). The noise variances come
-  from a second pass of weighted squared residuals.
+  from the weighted squared residuals of the new experts, summed in the
+  tasks of the gate's first objective evaluation (the two are independent).
 * Gate's M-step: L-BFGS on the client, the objective summed over blocks
   (:mod:`skmoe._dask._gate`).
+
+About eight passes per iteration: the Gram pass, the gate's evaluations
+(five L-BFGS iterations at most per M-step) and the E-step.
 
 ``E`` is persisted on the workers when the data are (their chunks are
 already computed); otherwise it stays lazy and each pass recomputes its

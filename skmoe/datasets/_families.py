@@ -365,7 +365,7 @@ def make_contaminated_regression(
         + expert_intercept[labels]
         + noise_std[labels] * rng.standard_normal(n_samples)
     )
-    n_outliers = int(round(outlier_fraction * n_samples))
+    n_outliers = round(outlier_fraction * n_samples)
     outliers = np.zeros(n_samples, dtype=bool)
     outliers[rng.choice(n_samples, size=n_outliers, replace=False)] = True
     y[outliers] += outlier_scale * y.std() * rng.standard_normal(n_outliers)

@@ -6,8 +6,9 @@ module imports without PyTorch installed.
 """
 
 from ._base import BaseGate, check_gate
+from ._hierarchical import HierarchicalGate
 from ._linear import LinearGate
 from ._mlp import MLPGate
 from ._torch import TorchGate
 
-__all__ = ["BaseGate", "LinearGate", "MLPGate", "TorchGate", "check_gate"]
+__all__ = ["BaseGate", "HierarchicalGate", "LinearGate", "MLPGate", "TorchGate", "check_gate"]

@@ -122,7 +122,11 @@ class SoftmaxObjective:
         if block is None:
             block = np.clip(2**18 // max(1, width), 1024, 16384)
         self.block = int(block)
-        self.bounds = self.pool.bounds(n_samples, block=self.block)
+        # The neural gates' chunks follow the thread rule on the multiply-adds
+        # of a row's forward and backward passes (the linear gate's split
+        # only on the rows, as it always has).
+        n_cols = None if self.linear else 3 * sum(a * b for a, b in self.shapes)
+        self.bounds = self.pool.bounds(n_samples, block=self.block, n_cols=n_cols)
         # Per chunk: the (n_out, block) activations of every layer, then the
         # (n_out, block) back-propagated errors of every hidden layer.
         self.buffers = {

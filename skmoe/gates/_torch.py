@@ -140,11 +140,6 @@ def torch_objective(torch, X, resp_T, weight, mean, scale, alpha, coefs, interce
 def _activate_(Z, activation):
     """Apply the activation to ``Z`` in place; return it."""
     if activation == "tanh":
-        if Z.device.type == "cpu":
-            # tanh(z) = 2 sigmoid(2z) - 1: PyTorch's float64 tanh on CPU is not
-            # vectorised (64 x 10,000 entries: 3.8 ms against 0.8 ms for
-            # sigmoid, NumPy's tanh 1.1 ms); equal to rounding (a few eps).
-            return Z.mul_(2).sigmoid_().mul_(2).sub_(1)
         return Z.tanh_()
     if activation == "relu":
         return Z.clamp_(min=0)
@@ -152,32 +147,35 @@ def _activate_(Z, activation):
 
 
 def _multiply_derivative_(delta, A, activation):
-    """``delta *= f'(z)`` in place, in terms of the activation ``A = f(z)``."""
-    if activation == "tanh":
-        return delta.mul_(1 - A * A)
+    """``delta *= f'(z)`` in place, in terms of the activation ``A = f(z)``; overwrites ``A``."""
+    if activation == "tanh":  # delta - delta * A^2
+        return delta.addcmul_(delta, A.mul_(A), value=-1)
     if activation == "relu":
         return delta.mul_(A > 0)
-    return delta.mul_(A * (1 - A))
+    return delta.mul_(A.sub_(A * A))
 
 
 class _BuiltinNetwork:
     """A built-in softmax network in PyTorch, its backward pass written out.
 
-    The parameters are in standardised units, as the NumPy gates'; each
-    evaluation folds the standardisation into the first layer and makes the
-    forward and backward passes of :class:`~skmoe.gates._softmax.SoftmaxObjective`
-    block by block, with the same formula, so the two backends differ by
-    rounding only (and PyTorch runs no autograd graph: measured about twice
-    as fast as autograd on CPU).
+    The parameters are one flat tensor (``params[0]``, packed as
+    :func:`~skmoe.gates._network.pack` packs them) in standardised units, as
+    the NumPy gates'; each evaluation folds the standardisation into the
+    first layer and makes the forward and backward passes of
+    :class:`~skmoe.gates._softmax.SoftmaxObjective` block by block, with the
+    same formula, so the two backends differ by rounding only. No autograd
+    graph is built (measured about twice as fast as autograd on CPU).
     """
 
-    def __init__(self, torch, coefs, intercepts, mean, scale, alpha, activation):
+    def __init__(self, torch, flat, shapes, mean, scale, alpha, activation):
         self.torch = torch
-        self.coefs, self.intercepts = coefs, intercepts
-        self.params = coefs + intercepts
+        self.params = [flat]
+        self.coefs, self.intercepts = unpack(flat, shapes)  # views of flat
         self.mean, self.scale = mean, scale
         self.alpha, self.activation = alpha, activation
-        self.width = sum(W.shape[1] for W in coefs)
+        self.width = sum(n_in for _, n_in in shapes)
+        self.n_weights = sum(n_out * n_in for n_out, n_in in shapes)
+        self.macs_per_row = self.n_weights  # of the forward pass
 
     def raw(self):
         """Weights and biases acting on raw inputs (the first layer's standardisation folded)."""
@@ -191,19 +189,43 @@ class _BuiltinNetwork:
             self.torch, X, coefs, [b[:, 0] for b in intercepts], self.activation
         )
 
-    def chunk(self, X, weighted_resp_T, weight, raw):
-        """Cross-entropy of the rows and its gradient with respect to the raw parameters."""
+    def chunk(self, X, weighted_resp_T, weight, raw, buffers):
+        """Cross-entropy of the rows and its gradient with respect to the raw parameters.
+
+        ``buffers`` (a dict, one per thread) keeps the activations' storage
+        from one block to the next, as the NumPy objective does: fresh
+        tensors of a few MiB per block cost page faults.
+        """
+        torch = self.torch
         coefs, intercepts = raw
         act, n_layers = self.activation, len(coefs)
+        n_rows = X.shape[0]
+
+        def buffer(key, n_out):
+            flat = buffers.get(key)
+            if flat is None or flat.numel() < n_out * n_rows:
+                flat = buffers[key] = X.new_empty(n_out * max(n_rows, buffers["block"]))
+            return flat[: n_out * n_rows].view(n_out, n_rows)
+
         activations = []
         source = X.T
         for layer, (W, b) in enumerate(zip(coefs, intercepts)):
-            source = self.torch.addmm(b, W, source)
-            if layer < n_layers - 1:
+            out = buffer(("a", layer), W.shape[0])
+            if layer == n_layers - 1:
+                source = torch.addmm(b, W, source, out=out)
+            elif act == "tanh" and X.device.type == "cpu":
+                # tanh(z) = 2 sigmoid(2z) - 1, the 2z from the product's own
+                # scalars: PyTorch's float64 tanh on CPU is not vectorised
+                # (64 x 10,000 entries: 3.8 ms against 0.8 ms for sigmoid;
+                # NumPy's tanh 1.1 ms). Equal to tanh to rounding.
+                source = torch.addmm(b, W, source, beta=2, alpha=2, out=out)
+                source.sigmoid_().mul_(2).sub_(1)
+            else:
+                source = torch.addmm(b, W, source, out=out)
                 _activate_(source, act)
             activations.append(source)
         Z = activations[-1]  # logits
-        loss = -(weighted_resp_T * Z).sum()
+        loss = -torch.mul(weighted_resp_T, Z, out=buffer("r", Z.shape[0])).sum()
         shift = Z.amax(dim=0)
         Z.sub_(shift).exp_()
         total = Z.sum(dim=0)
@@ -215,21 +237,27 @@ class _BuiltinNetwork:
             source = X if layer == 0 else activations[layer - 1].T
             grad_W[layer] = delta @ source
             grad_b[layer] = delta.sum(dim=1)
-            if layer > 0:
-                delta = _multiply_derivative_(coefs[layer].T @ delta, activations[layer - 1], act)
+            if layer > 0:  # the activation is not needed after this
+                n_in = coefs[layer].shape[1]
+                back = torch.mm(coefs[layer].T, delta, out=buffer(("d", layer), n_in))
+                delta = _multiply_derivative_(back, activations[layer - 1], act)
         return loss, grad_W + grad_b
 
     def finish(self, grads):
-        """Gradient in the parameters (standardised units) from the raw one."""
-        n_layers = len(self.coefs)
+        """The flat gradient in the parameters (standardised units) from the raw one."""
+        torch, n_layers = self.torch, len(self.coefs)
         grads = list(grads)
-        grads[0] = (grads[0] - self.torch.outer(grads[n_layers], self.mean)) / self.scale
-        return grads
+        grads[0] = torch.addr(grads[0], grads[n_layers], self.mean, alpha=-1).div_(self.scale)
+        return [torch.cat([g.view(-1) for g in grads])]
 
     def penalty(self):
         """``alpha / 2`` times the squared weights, and its gradient."""
-        value = 0.5 * self.alpha * sum((W * W).sum() for W in self.coefs)
-        return value, [self.alpha * W for W in self.coefs] + [None] * len(self.intercepts)
+        flat = self.params[0]
+        if getattr(self, "_penalty_scale", None) is None:  # alpha on weights, 0 on biases
+            self._penalty_scale = flat.new_zeros(flat.shape)
+            self._penalty_scale[: self.n_weights] = self.alpha
+        weights = flat[: self.n_weights]
+        return 0.5 * self.alpha * (weights @ weights), [flat * self._penalty_scale]
 
 
 class _ModuleNetwork:
@@ -244,6 +272,8 @@ class _ModuleNetwork:
         # The width of the rows' activations is unknown: the parameters per input.
         n_features = mean.shape[0]
         self.width = max(n_features, sum(p.numel() for p in self.params) // max(1, n_features))
+        # Multiply-adds of the forward pass per row: those of the weight matrices.
+        self.macs_per_row = sum(p.numel() for p in self.params if p.ndim >= 2)
 
     def raw(self):
         return None
@@ -251,7 +281,7 @@ class _ModuleNetwork:
     def logits_T(self, X, raw=None):
         return self.module((X - self.mean) / self.scale).T[self.index]
 
-    def chunk(self, X, weighted_resp_T, weight, raw):
+    def chunk(self, X, weighted_resp_T, weight, raw, buffers):
         torch = self.torch
         with torch.enable_grad():  # grad mode is per thread
             loss = _cross_entropy(torch, self.logits_T(X), weighted_resp_T, weight)
@@ -312,10 +342,11 @@ class _TorchProblem:
         self.params = network.params
         self.X, self.weighted_resp_T, self.weight = X, weighted_resp_T, weight
         self.sizes = [p.numel() for p in self.params]
+        self._buffers = {}  # per chunk of rows (one thread each)
         if X.device.type == "cpu":
             self.pool = pool
             # Multiply-adds per row of a forward and backward pass, for the thread rule.
-            self.n_cols = 3 * sum(p.numel() for p in self.params if p.ndim >= 2)
+            self.n_cols = 3 * network.macs_per_row
             # Blocks of rows whose activations stay in cache, as the NumPy objective's.
             self.block = int(np.clip(2**18 // max(1, network.width), 1024, 16384))
         else:  # one pass on an accelerator
@@ -342,9 +373,10 @@ class _TorchProblem:
             raw = network.raw()
 
         def part(start, stop):
+            buffers = self._buffers.setdefault(start, {"block": self.block})
             with torch.no_grad():
                 return _sum_parts([
-                    network.chunk(*self._rows(rows, lo, min(lo + self.block, stop)), raw)
+                    network.chunk(*self._rows(rows, lo, min(lo + self.block, stop)), raw, buffers)
                     for lo in range(start, stop, self.block)
                 ])
 
@@ -704,10 +736,9 @@ class TorchGate(_BaseSoftmaxGate):
         torch = _optional.import_torch()
         Xt, weighted_resp_T, weight, to_device = self._fit_tensors(torch, X, resp_T, context)
         mean, scale = to_device(context.mean), to_device(context.scale)
-        coefs = [to_device(np.zeros(shape)) for shape in shapes]
-        intercepts = [to_device(np.zeros(shape[0])) for shape in shapes]
+        flat = to_device(np.zeros(sum(n_out * (n_in + 1) for n_out, n_in in shapes)))
         network = _BuiltinNetwork(
-            torch, coefs, intercepts, mean, scale, float(self.alpha), self._activation_name()
+            torch, flat, shapes, mean, scale, float(self.alpha), self._activation_name()
         )
         return _TorchProblem(torch, network, Xt, weighted_resp_T, weight, pool)
 
@@ -797,6 +828,9 @@ class TorchGate(_BaseSoftmaxGate):
         module = self.__dict__.get("_module")
         if module is None:
             module = self._new_module(torch, self.n_features_in_, self._n_module_outputs, 0)
+            floating = [v for v in self.module_state_.values() if v.dtype.kind == "f"]
+            if floating:  # load without rounding to the module's own dtype
+                module = module.to(dtype=torch.from_numpy(floating[0][:0]).dtype)
             module.load_state_dict(
                 {name: torch.as_tensor(value) for name, value in self.module_state_.items()}
             )
@@ -827,17 +861,17 @@ class TorchGate(_BaseSoftmaxGate):
         module.eval()
         mean, scale = to_device(self.input_mean_), to_device(self.input_scale_)
         index = torch.as_tensor(self.output_index_, device=Xt.device)
-        if not warm:
-            with torch.no_grad():
-                out = module((Xt[:2] - mean) / scale)
-            if tuple(out.shape) != (min(2, len(X)), n_experts):
-                raise ValueError(
-                    f"module must map inputs of shape (n_samples, {n_features}) to logits "
-                    f"of shape (n_samples, {n_experts}); on 2 rows it returned shape "
-                    f"{tuple(out.shape)}."
-                )
         network = _ModuleNetwork(torch, module, mean, scale, index, float(self.alpha))
         with row_parallel() as pool, self._threads(X.shape[0], pool):
+            if not warm:
+                with torch.no_grad():
+                    out = module((Xt[:2] - mean) / scale)
+                if tuple(out.shape) != (min(2, len(X)), n_experts):
+                    raise ValueError(
+                        f"module must map inputs of shape (n_samples, {n_features}) to "
+                        f"logits of shape (n_samples, {n_experts}); on 2 rows it returned "
+                        f"shape {tuple(out.shape)}."
+                    )
             problem = _TorchProblem(torch, network, Xt, weighted_resp_T, weight, pool)
             if self.batch_size is None:
                 objective = _BestPoint(problem)

@@ -87,7 +87,7 @@ def order_experts(model, X=None, *, by="mean"):
 
     Returns
     -------
-    order : ndarray of shape (n_experts_,)
+    order : ndarray of shape (`n_experts_`,)
         The permutation applied: the new expert ``j`` is the former expert
         ``order[j]``.
 

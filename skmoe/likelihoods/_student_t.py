@@ -211,7 +211,6 @@ class StudentTLikelihood(BaseLikelihood):
         params : None
             No parameters before the first M-step.
         """
-        return None
 
     @staticmethod
     def _split(params):

@@ -11,8 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_gated_regression
-from skmoe.gates import LinearGate
-from skmoe.gates._hierarchical import HierarchicalGate
+from skmoe.gates import HierarchicalGate, LinearGate
 
 
 def _tree_data(n, random_state=0):

@@ -147,3 +147,58 @@ def test_row_threads_split_the_rows_of_predict():
         got = gate.predict_log_proba(X)
     assert got.T.flags.c_contiguous
     assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------
+# Generalised EM: a bounded, warm-started budget per M-step
+
+
+def check_em_objective_rises(backend):
+    """With linear experts the EM objective never falls (also run for the torch backend)."""
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.datasets import make_gated_regression
+    from skmoe.gates._protocol import _NEURAL_GATE_ITER_PER_M_STEP
+
+    X, y = make_gated_regression(600, n_features=3, n_experts=3, return_labels=False,
+                                 random_state=1)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, gate="mlp", backend=backend, device="cpu", max_iter=40, random_state=0
+    ).fit(X, y)
+    assert moe.gate_.max_iter == _NEURAL_GATE_ITER_PER_M_STEP
+    curve = moe.objective_curve_
+    assert len(curve) > 10
+    # The experts' step is exact and the gate's lowers its loss.
+    assert np.all(np.diff(curve) >= -1e-12 * np.abs(curve[1:]))
+
+
+def test_em_objective_rises_with_the_bounded_gate_budget():
+    check_em_objective_rises("numpy")
+
+
+def test_curvature_pairs_are_kept_within_one_run_only():
+    X, resp, _ = _xor_problem(n=300)
+    resp = 0.9 * resp + 0.05
+    gate = MLPGate(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    context = gate.prepare(X, None)
+    resp_T = np.ascontiguousarray(resp.T)
+    gate.fit_prepared(X, resp_T, context)
+    memory = gate._lbfgs_state[2]
+    assert 0 < len(memory) <= 5
+    gate.fit_prepared(X, resp_T, context)  # the next M-step of the same run
+    assert gate._lbfgs_state[2] is memory
+    gate.fit(X, resp)  # a new context: a new memory
+    assert gate._lbfgs_state[2] is not memory
+    restored = pickle.loads(pickle.dumps(gate))
+    assert "_lbfgs_state" not in restored.__dict__ and "_lbfgs_state" in gate.__dict__
+
+
+def test_bounded_fits_continue_where_they_stopped():
+    # Five fits of 4 iterations on the same targets, the pairs kept: the
+    # loss falls at every fit, towards the loss of one long fit.
+    X, resp, _ = _xor_problem(n=300)
+    gate = MLPGate(hidden_layer_sizes=(6,), alpha=1e-3, max_iter=4, random_state=0)
+    context, resp_T = gate.prepare(X, None), np.ascontiguousarray(resp.T)
+    losses = [gate.fit_prepared(X, resp_T, context).loss_ for _ in range(5)]
+    assert all(b < a for a, b in zip(losses, losses[1:]))
+    long_fit = MLPGate(hidden_layer_sizes=(6,), alpha=1e-3, max_iter=20, random_state=0)
+    assert losses[-1] <= 1.05 * long_fit.fit(X, resp).loss_

@@ -83,9 +83,10 @@ def test_float32_objective_is_the_float64_one_to_single_precision(hidden, activa
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("hidden, activation", [((), "tanh"), ((6,), "tanh"), ((4, 3), "relu")])
+@pytest.mark.parametrize("hidden, activation", [((), "tanh"), ((64,), "tanh"), ((32, 16), "relu")])
 def test_blocks_and_row_threads_do_not_change_the_objective(hidden, activation, dtype):
-    # Many blocks per chunk and two chunks in two threads, against one block.
+    # Many blocks per chunk and two chunks in two threads, against one block
+    # (hidden layers wide enough for the thread rule to split 9,001 rows).
     X, resp_T, weight, mean, scale, shapes, theta, _ = _problem(
         n=9001, d=3, k=3, hidden=hidden, activation=activation, dtype=dtype, seed=2
     )
@@ -159,3 +160,26 @@ def test_torch_objective_is_the_numpy_objective(hidden, activation):
     tol = 1e3 * np.finfo(np.float64).eps
     assert abs(torch_loss.item() - loss) <= tol * max(1.0, abs(loss))
     assert_allclose(torch_grad, grad, atol=tol * np.abs(grad).max())
+
+
+@pytest.mark.parametrize("hidden, activation", SHAPES[1:])
+def test_hidden_layer_objective_matches_dense_formula(hidden, activation):
+    # One formula for every network: the cross-entropy of the log-softmax,
+    # written densely here, for the networks with hidden layers too.
+    from scipy.special import expit, logsumexp
+
+    X, resp_T, weight, mean, scale, shapes, theta, _ = _problem(
+        n=300, hidden=hidden, activation=activation
+    )
+    loss, _ = SoftmaxObjective(X, resp_T, weight, mean, scale, 0.1, shapes, activation)(theta)
+    coefs, intercepts = unpack(theta, shapes)
+    f = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0), "logistic": expit}[activation]
+    A = (X - mean) / scale
+    for layer, (W, b) in enumerate(zip(coefs, intercepts)):
+        A = A @ W.T + b
+        if layer < len(coefs) - 1:
+            A = f(A)
+    log_p = A - logsumexp(A, axis=1, keepdims=True)
+    expected = -np.sum(weight[:, None] * resp_T.T * log_p)
+    expected += 0.05 * sum(np.sum(W**2) for W in coefs)
+    assert abs(loss - expected) <= 1e2 * np.finfo(np.float64).eps * abs(expected)
