@@ -467,6 +467,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         ctx = _FitContext(X, y_fit, sample_weight, likelihood, solver, router,
                           check_random_state(self.random_state), gate_features, expert_features)
         ctx.gate_features, ctx.expert_features = gate_features, expert_features
+        ctx.iterations_before = getattr(self, "_n_iter_total_", 0) if resume else 0
         ctx.min_effective = [
             likelihood.min_effective_samples(solver.n_parameters_per_expert([t], ctx.X_expert.shape[1]))
             for t in templates
@@ -689,6 +690,9 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         best = None if monotone else state.snapshot()
         converged = False
         n_iter = 0
+        # A warm start continues the previous fit: its iterations count
+        # towards the minimum before convergence (stepping with max_iter=1).
+        done_before = ctx.iterations_before
         reseeded = self._handle_degenerate(ctx, state)
         partition = None
         for n_iter in range(1, self.max_iter + 1):
@@ -717,7 +721,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             if reseeded:
                 best = None if monotone else state.snapshot()
             if not just_reseeded and not reseeded and self._stop(
-                ctx, change, objective, n_iter, partition_changed
+                ctx, change, objective, done_before + n_iter, partition_changed
             ):
                 converged = True
                 break
@@ -870,6 +874,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         self.expert_load_ = np.asarray(state.load, dtype=np.float64)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
+        self._n_iter_total_ = ctx.iterations_before + self.n_iter_
         self.log_likelihood_ = float(state.log_likelihood)
         self.log_likelihood_curve_ = np.asarray(result.log_likelihood_curve, dtype=np.float64)
         self.log_likelihood_curves_ = [np.asarray(c, dtype=np.float64) for c in curves]

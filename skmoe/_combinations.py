@@ -13,7 +13,9 @@ Combination = namedtuple(
 )
 Combination.__doc__ = """One fit's choice of plug-ins, as names.
 
-``likelihood``: ``"gaussian"``, ``"categorical"`` or ``"custom"``;
+``likelihood``: the likelihood's ``name`` (``"gaussian"``, ``"poisson"``,
+``"gamma"``, ``"student_t"``, ``"categorical"``; ``"custom"`` for a
+user-written one);
 ``solver``: ``"batched_linear"`` or ``"generic"``; ``gate``: ``"linear"``,
 ``"mlp"`` or ``"custom"`` (a gate object); ``backend``: ``"numpy"`` or
 ``"torch"``; ``router``: the assignment (``"soft"``, ``"top_k"``, ``"cem"``,
@@ -30,7 +32,7 @@ Row = namedtuple("Row", ["likelihood", "solver", "gate", "backend", "router", "i
 # capacity_factor, gate_noise) combine with each, as make_router checks.
 ROUTERS = ("soft", "top_k", "cem", "sem", "expert_choice")
 REGRESSION_LIKELIHOODS = ("gaussian", "poisson", "gamma", "student_t")
-BATCHED_LIKELIHOODS = ("gaussian",)  # whose exact expert M-step is least squares
+BATCHED_LIKELIHOODS = ("gaussian", "student_t")  # whose exact expert M-step is least squares
 BUILTIN_GATES = ("linear", "mlp")
 BACKENDS = ("numpy", "torch")
 INPUTS = ("dense",)

@@ -14,8 +14,10 @@ class BalancedRouter(_Modifier):
     Kullback-Leibler projection onto the distributions whose sample-weighted
     expert shares equal the targets,
     ``q_ki = softmax_k(log g_k(x_i) + log p_k(y_i | x_i) + b_k)`` with one
-    dual offset ``b_k`` per expert found by log-domain Sinkhorn iterations
-    (posterior regularisation; Sinkhorn EM, Mena et al. 2020). The gate is
+    dual offset ``b_k`` per expert: the fixed point of log-domain Sinkhorn
+    iterations, found by Newton steps on Sinkhorn's dual, warm-started from
+    the previous EM iteration (:func:`skmoe._routing.balance_posterior`;
+    posterior regularisation; Sinkhorn EM, Mena et al. 2020). The gate is
     fitted to ``q``, so it learns the balanced routing; prediction uses the
     plain gate. The initial partition passes through (a hard partition
     cannot be rebalanced this way).

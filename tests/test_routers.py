@@ -239,14 +239,24 @@ def _cem_partition(moe, X, y):
     return np.argmax(log_joint, axis=1)
 
 
+def _matching_group(expert, X, y, partition):
+    """The group of ``partition`` whose ordinary fit is ``expert`` (the fit orders its experts), or None."""
+    for k in np.unique(partition):
+        reference = LinearRegression().fit(X[partition == k], y[partition == k])
+        if np.allclose(reference.coef_, expert.coef_, rtol=1e-8, atol=1e-10) and np.isclose(
+            reference.intercept_, expert.intercept_, rtol=1e-8, atol=1e-10
+        ):
+            return k
+    return None
+
+
 def _assert_ordinary_fits(moe, X, y, partition):
-    for k, expert in enumerate(moe.experts_):
+    for j, expert in enumerate(moe.experts_):
+        k = _matching_group(expert, X, y, partition)
+        assert k is not None, f"expert {j} is not an ordinary fit of a group of the partition"
         rows = partition == k
-        reference = LinearRegression().fit(X[rows], y[rows])
-        assert_allclose(expert.coef_, reference.coef_, rtol=1e-8, atol=1e-10)
-        assert_allclose(expert.intercept_, reference.intercept_, rtol=1e-8, atol=1e-10)
-        mse = np.mean((y[rows] - reference.predict(X[rows])) ** 2)
-        assert_allclose(moe.noise_variance_[k], mse, rtol=1e-8)
+        residual = y[rows] - expert.predict(X[rows])
+        assert_allclose(moe.noise_variance_[j], np.mean(residual**2), rtol=1e-8)
 
 
 def test_cem_weights_are_hard_and_experts_are_ordinary_fits_of_a_partition(spy):
@@ -260,13 +270,9 @@ def test_cem_weights_are_hard_and_experts_are_ordinary_fits_of_a_partition(spy):
     partitions = [np.argmax(call[2], axis=0) for call in spy[0].calls]
     assert_array_equal(partitions[-1], partitions[-2])
     # The returned experts are ordinary fits of one of the iterations' partitions.
-    def fits(p):
-        return all(
-            np.allclose(LinearRegression().fit(X[p == k], y[p == k]).coef_, e.coef_, rtol=1e-8, atol=1e-10)
-            for k, e in enumerate(moe.experts_)
-        )
-
-    fitted_on = [p for p in partitions if fits(p)]
+    fitted_on = [
+        p for p in partitions if all(_matching_group(e, X, y, p) is not None for e in moe.experts_)
+    ]
     assert fitted_on
     _assert_ordinary_fits(moe, X, y, fitted_on[-1])
 

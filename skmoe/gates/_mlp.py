@@ -22,13 +22,19 @@ class MLPGate(_BaseSoftmaxGate):
     layers and the given activation. The gate minimises the same objective as
     :class:`~skmoe.gates.LinearGate`, the weighted mean cross-entropy between
     the targets and the gate plus ``alpha / 2`` times the sum of squared
-    weights (biases are not penalised), with SciPy's L-BFGS-B and a
-    backpropagated gradient computed in the same pass as the loss. The
-    features are standardised internally (weighted mean and standard
-    deviation) so the fit does not depend on the units of ``X``. Successive
-    calls to :meth:`fit` with the same shapes warm-start from the current
-    weights, which keeps the gate M-step of EM cheap. The passes over the
-    rows run on the row threads of the EM loop (``splits_rows``).
+    weights (biases are not penalised), with L-BFGS (a strong-Wolfe line
+    search, :mod:`skmoe.gates._lbfgs`; SciPy's L-BFGS-B without hidden
+    layer) and a backpropagated gradient computed in the same pass as the
+    loss. The features are standardised internally (weighted mean and
+    standard deviation) so the fit does not depend on the units of ``X``.
+    Successive calls to :meth:`fit` with the same shapes warm-start from the
+    current weights, and within one EM run (the same :meth:`prepare`) the
+    L-BFGS curvature pairs carry over too, which keeps the gate M-step of EM
+    cheap: ``gate="mlp"`` takes 5 iterations per M-step (generalised EM).
+    The optimiser runs with one BLAS thread, its passes over the rows on
+    the row threads of the EM loop (``splits_rows``).
+
+    Read more in the :ref:`User Guide <moe_em>`.
 
     Parameters
     ----------
@@ -39,11 +45,13 @@ class MLPGate(_BaseSoftmaxGate):
     alpha : float, default=1e-4
         L2 penalty on the weights (first layer in standardised units).
     max_iter : int, default=200
-        Maximum number of L-BFGS iterations per call to :meth:`fit`.
+        Maximum number of L-BFGS iterations per call to :meth:`fit` (the
+        estimators' ``gate="mlp"`` uses 5: a bounded M-step).
     tol : float, default=1e-7
         Gradient tolerance (infinity norm) of L-BFGS.
     random_state : int, RandomState instance or None, default=None
-        Seeds the Glorot initialisation of a cold start.
+        Seeds the Glorot initialisation of a cold start (the same draw as
+        :class:`~skmoe.gates.TorchGate`'s, so the two start alike).
 
     Attributes
     ----------

@@ -495,7 +495,7 @@ class TorchGate(_BaseSoftmaxGate):
     fit runs ``epochs_per_step`` epochs of mini-batch Adam instead, for data
     too large for full-batch L-BFGS.
 
-    Read more in the :ref:`User Guide <gates>`.
+    Read more in the :ref:`User Guide <moe_torch>`.
 
     Parameters
     ----------

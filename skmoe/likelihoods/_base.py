@@ -35,8 +35,15 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
         that every expert sees every class.
     least_squares : bool
         Whether a weighted least-squares fit of the experts is this
-        likelihood's exact expert M-step (Gaussian noise): solvers that
-        solve the weighted normal equations may then claim exactness.
+        likelihood's exact expert M-step (Gaussian noise; Student-t's ECM
+        step with its latent weights): solvers that solve the weighted
+        normal equations may then claim exactness.
+    discrete : bool
+        Whether ``y`` takes integer values (quantiles are then searched
+        over the integers); False when absent.
+    positive_only : bool
+        Whether ``y`` must be positive (scikit-learn's ``positive_only``
+        target tag); False when absent.
 
     See Also
     --------

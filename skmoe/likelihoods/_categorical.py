@@ -82,7 +82,7 @@ class CategoricalLikelihood(BaseLikelihood):
                 f"expert {type(estimator).__name__} has no predict_proba; a classifier "
                 "expert must give class probabilities. Wrap it in "
                 "sklearn.calibration.CalibratedClassifierCV (e.g. "
-                "CalibratedClassifierCV(SVC())) to add them."
+                "CalibratedClassifierCV(SVC(), ensemble=False)) to add them."
             )
 
     def prepare_target(self, y, sample_weight):

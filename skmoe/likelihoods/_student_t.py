@@ -110,7 +110,7 @@ class StudentTLikelihood(BaseLikelihood):
     name = "student_t"
     numeric_target = True
     drop_zero_weight_rows = True
-    least_squares = False
+    least_squares = True  # its ECM step: weighted least squares with weights r * u
 
     def __init__(self, df=None, variance_floor=1e-6):
         self.df = df
