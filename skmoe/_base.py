@@ -657,7 +657,10 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         state.extra_T = lik.expert_weights(state.outputs_T, ctx.y, state.params)
         # In place: the outputs are not needed once the log-likelihoods exist.
         log_lik_T = lik.log_likelihood(state.outputs_T, ctx.y, state.params, out=state.outputs_T)
-        log_gate_T = ctx.router.perturb_log_gate(self._log_gate_T(state.gate, ctx.X_gate), ctx.rng)
+        # Noise on the gate first, so that it can change which experts top_k keeps.
+        log_gate_T = _em.top_k_log_gate(
+            ctx.router.perturb_log_gate(state.gate.log_proba_T(ctx.X_gate), ctx.rng), self.top_k
+        )
         state.resp_T, state.log_prob = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
         return state
 
@@ -687,7 +690,10 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         curve = [state.objective]
         ll_curve = [state.log_likelihood]
         monotone = self._monotone(ctx)
-        best = None if monotone else state.snapshot()
+        # CEM stops on a fixed partition and returns it; the others keep the
+        # best iterate when a step may lower the objective.
+        keep_best = not monotone and ctx.router.stopping != "partition"
+        best = state.snapshot() if keep_best else None
         converged = False
         n_iter = 0
         # A warm start continues the previous fit: its iterations count
@@ -719,7 +725,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             just_reseeded = reseeded
             reseeded = self._handle_degenerate(ctx, state)
             if reseeded:
-                best = None if monotone else state.snapshot()
+                best = state.snapshot() if keep_best else None
             if not just_reseeded and not reseeded and self._stop(
                 ctx, change, objective, done_before + n_iter, partition_changed
             ):
@@ -727,6 +733,8 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
                 break
         if best is not None and best.objective > state.objective:
             state = best
+        if ctx.router.stopping == "budget" and n_iter == self.max_iter:
+            converged = True  # a fixed budget, spent as asked: nothing to converge
         return _EMResult(state, curve, ll_curve, converged, n_iter)
 
     def _handle_degenerate(self, ctx, state):
@@ -762,7 +770,15 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             state.events["reasons"][int(state.expert_ids[k])] = reason
         if remove:
             self._remove_experts(ctx, state, remove)
-            return True
+            # The others still starved or degenerate are re-seeded below, in
+            # the reduced state (a starved expert left as it is would be fitted
+            # on no weight at the next M-step).
+            kept = np.setdiff1d(np.arange(n_experts), remove)
+            bad = np.flatnonzero(np.isin(kept, bad))
+            if bad.size == 0:
+                return True
+            resp_T = state.resp_T
+            slice_share = 0.5 / kept.size
         # Re-seed each starved expert from the samples the model explains worst:
         # consecutive slices, each holding 1 / (2 * n_experts) of the total weight.
         order = np.argsort(state.log_prob, kind="stable")
@@ -789,6 +805,9 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         state.load = None if state.load is None else state.load[keep]
         state.reseeds = np.zeros(keep.size, dtype=int)
         state.gate.remove_experts(keep)
+        remove_from_router = getattr(ctx.router, "remove_experts", None)
+        if callable(remove_from_router):
+            remove_from_router(keep)
         if state.outputs_T is not None:
             state.outputs_T = np.ascontiguousarray(state.outputs_T[keep])
         if state.extra_T is not None:
@@ -970,16 +989,20 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             from ._dask import predict_dask
 
             return predict_dask(self, "log_prob", X, y)
+        X, log_lik_T = self._log_likelihood_T(X, y)
+        log_w_T = self._pooling_log_weights_T(X)
+        with np.errstate(under="ignore"):
+            _, log_prob = _em.e_step(log_w_T, log_lik_T, out=log_lik_T)
+        return log_prob
+
+    def _log_likelihood_T(self, X, y):
+        """Validated ``X`` and every expert's log-likelihood of ``y``, ``(n_experts, n_samples)``."""
         X = self._validate_predict_X(X)
         y = self.likelihood_.transform_target(y)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
         outputs_T = self._expert_outputs(X, y)
-        log_lik_T = self.likelihood_.log_likelihood(outputs_T, y, self.likelihood_.params_, out=outputs_T)
-        log_w_T = self._pooling_log_weights_T(X)
-        with np.errstate(under="ignore"):
-            _, log_prob = _em.e_step(log_w_T, log_lik_T, out=log_lik_T)
-        return log_prob
+        return X, self.likelihood_.log_likelihood(outputs_T, y, self.likelihood_.params_, out=outputs_T)
 
     def predict_responsibilities(self, X, y):
         """Posterior probability of each expert given the input and the target.
@@ -1000,12 +1023,7 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         resp : ndarray of shape (n_samples, n_experts)
             Rows sum to one.
         """
-        X = self._validate_predict_X(X)
-        y = self.likelihood_.transform_target(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
-        outputs_T = self._expert_outputs(X, y)
-        log_lik_T = self.likelihood_.log_likelihood(outputs_T, y, self.likelihood_.params_, out=outputs_T)
+        X, log_lik_T = self._log_likelihood_T(X, y)
         log_gate_T = self._log_gate_T(GateAdapter(self.gate_), self._gate_X(X))
         with np.errstate(under="ignore"):
             resp_T, _ = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)

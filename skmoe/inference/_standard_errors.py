@@ -6,6 +6,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ._model import MixtureModel
+from ._utils import import_pandas
 
 _COLUMNS = ("estimate", "std_err", "z", "p_value", "ci_low", "ci_high")
 
@@ -114,13 +115,10 @@ class ParameterTable:
         ImportError
             If pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(
-                "ParameterTable.to_frame requires pandas; install it with `pip install pandas` "
-                "(the table's columns are also attributes: estimate, std_err, ...)."
-            ) from exc
+        pd = import_pandas(
+            "ParameterTable.to_frame requires pandas; install it with `pip install pandas` "
+            "(the table's columns are also attributes: estimate, std_err, ...)."
+        )
         index = pd.MultiIndex.from_arrays([self.component, self.term], names=["component", "term"])
         return pd.DataFrame({c: getattr(self, c) for c in _COLUMNS}, index=index)
 

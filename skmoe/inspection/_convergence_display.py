@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._plot_utils import _check_estimator, _check_matplotlib, _style_kwargs
+from ._plot_utils import _check_from_estimator, _check_matplotlib, _style_kwargs
 
 # Styles of the restarts other than the best, by restart index: restarts that
 # reach the same curve (n_init restarts from one init, say) differ in line
@@ -235,9 +235,7 @@ class ConvergenceDisplay:
         >>> len(disp.lines_)
         2
         """
-        caller = f"{cls.__name__}.from_estimator"
-        _check_matplotlib(caller)
-        estimator = _check_estimator(estimator, caller).model
+        estimator = _check_from_estimator(cls, estimator).model
         best_curve = np.asarray(estimator.log_likelihood_curve_, dtype=float)
         curves = getattr(estimator, "log_likelihood_curves_", None)
         if not curves:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._plot_utils import (
-    _check_estimator,
+    _check_from_estimator,
     _check_grid_resolution,
     _check_matplotlib,
     _expert_colors,
@@ -14,6 +14,7 @@ from ._plot_utils import (
     _resolve_feature,
     _style_kwargs,
     _validate_X,
+    _validate_y,
 )
 
 # Heights of the predictions' and the gate's axes.
@@ -437,9 +438,7 @@ class ExpertsDisplay:
         >>> disp.gate_ax_.get_xlabel()
         'x0'
         """
-        caller = f"{cls.__name__}.from_estimator"
-        _check_matplotlib(caller)
-        fitted = _check_estimator(estimator, caller)
+        fitted = _check_from_estimator(cls, estimator)
         model = fitted.model
         grid_resolution = _check_grid_resolution(grid_resolution)
         if not 0 <= gate_threshold < 1:
@@ -458,11 +457,7 @@ class ExpertsDisplay:
 
         y_points = None
         if y is not None:
-            y_points = np.asarray(y).ravel()
-            if y_points.shape[0] != X_arr.shape[0]:
-                raise ValueError(
-                    f"X has {X_arr.shape[0]} samples but y has {y_points.shape[0]}."
-                )
+            y_points = _validate_y(y, X_arr)
 
         if _is_classifier(model):
             classes = np.asarray(model.classes_)

@@ -4,7 +4,7 @@ import numpy as np
 
 from ._plot_utils import (
     _check_eps,
-    _check_estimator,
+    _check_from_estimator,
     _check_grid_resolution,
     _check_matplotlib,
     _expert_colors,
@@ -15,6 +15,7 @@ from ._plot_utils import (
     _resolve_feature,
     _style_kwargs,
     _validate_X,
+    _validate_y,
 )
 
 # Opacity of the gate surface at the least (gate = 1 / n_experts) and the most
@@ -391,9 +392,7 @@ class GateDisplay:
         >>> disp.ax_.get_xlabel(), disp.ax_.get_ylabel()
         ('x0', 'x1')
         """
-        caller = f"{cls.__name__}.from_estimator"
-        _check_matplotlib(caller)
-        fitted = _check_estimator(estimator, caller)
+        fitted = _check_from_estimator(cls, estimator)
         model = fitted.model
         grid_resolution = _check_grid_resolution(grid_resolution)
         eps = _check_eps(eps)
@@ -436,11 +435,7 @@ class GateDisplay:
 
         class_names = None
         if y is not None and _is_classifier(model):
-            y_arr = np.asarray(y).ravel()
-            if y_arr.shape[0] != X_arr.shape[0]:
-                raise ValueError(
-                    f"X has {X_arr.shape[0]} samples but y has {y_arr.shape[0]}."
-                )
+            y_arr = _validate_y(y, X_arr)
             classes = np.asarray(model.classes_)
             unknown = np.setdiff1d(y_arr, classes)
             if unknown.size:

@@ -184,6 +184,26 @@ def _check_estimator(estimator, caller):
     return _FittedMixture(estimator, model, transformers)
 
 
+
+def _check_from_estimator(cls, estimator):
+    """Matplotlib and the fitted mixture in ``estimator``, for ``cls.from_estimator``.
+
+    Parameters
+    ----------
+    cls : type
+        The display class, whose name the messages give.
+    estimator : object
+        What the user passed (see :func:`_check_estimator`).
+
+    Returns
+    -------
+    fitted : _FittedMixture
+        The estimator, its mixture and the transformers before it.
+    """
+    caller = f"{cls.__name__}.from_estimator"
+    _check_matplotlib(caller)
+    return _check_estimator(estimator, caller)
+
 def _is_classifier(estimator):
     return hasattr(estimator, "classes_") and hasattr(estimator, "predict_proba")
 
@@ -199,6 +219,14 @@ def _validate_X(estimator, X):
         )
     return X_arr
 
+
+
+def _validate_y(y, X):
+    """``y`` as a 1-d array with one value per row of ``X``."""
+    y_arr = np.asarray(y).ravel()
+    if y_arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y_arr.shape[0]}.")
+    return y_arr
 
 def _feature_name(estimator, index):
     """``feature_names_in_[index]`` when the estimator has names, else ``x{index}``."""

@@ -45,31 +45,12 @@ class CategoricalLikelihood(BaseLikelihood):
     name = "categorical"
     numeric_target = False
     drop_zero_weight_rows = False  # every expert sees every class
-    least_squares = False
 
     def default_expert(self):
-        """``LogisticRegression()``.
-
-        Returns
-        -------
-        expert : LogisticRegression
-            Unfitted.
-        """
         return LogisticRegression()
 
     def check_expert(self, estimator):
-        """Refuse regressors and classifiers without ``predict_proba``.
-
-        Parameters
-        ----------
-        estimator : estimator
-            Candidate expert.
-
-        Raises
-        ------
-        TypeError
-            If ``estimator`` is a regressor or gives no class probabilities.
-        """
+        # Refuse regressors and classifiers without ``predict_proba``.
         if is_regressor(estimator):
             raise TypeError(
                 f"expert={estimator!r} is a regressor, but MixtureOfExpertsClassifier's "
@@ -86,20 +67,7 @@ class CategoricalLikelihood(BaseLikelihood):
             )
 
     def prepare_target(self, y, sample_weight):
-        """Encode the labels; learns ``classes_``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,)
-            Labels.
-        sample_weight : ndarray of shape (n_samples,)
-            Positive weights (unused).
-
-        Returns
-        -------
-        y_encoded : ndarray of shape (n_samples,)
-            Integers in ``[0, n_classes)``.
-        """
+        # Encode the labels; learns ``classes_``.
         check_classification_targets(y)
         y = column_or_1d(y, warn=True)
         encoder = LabelEncoder().fit(y)
@@ -112,18 +80,7 @@ class CategoricalLikelihood(BaseLikelihood):
         return encoder.transform(y)
 
     def check_warm_start(self, previous):
-        """Refuse a warm start on other classes.
-
-        Parameters
-        ----------
-        previous : CategoricalLikelihood
-            The previous fit's likelihood.
-
-        Raises
-        ------
-        ValueError
-            If the classes differ.
-        """
+        # Refuse a warm start on other classes.
         if not np.array_equal(self.classes_, previous.classes_):
             raise ValueError(
                 "warm_start=True needs the same classes as the previous fit: "
@@ -131,23 +88,6 @@ class CategoricalLikelihood(BaseLikelihood):
             )
 
     def transform_target(self, y):
-        """Encode labels seen in fit.
-
-        Parameters
-        ----------
-        y : array-like of shape (n_samples,)
-            Labels.
-
-        Returns
-        -------
-        y_encoded : ndarray of shape (n_samples,)
-            Integers in ``[0, n_classes)``.
-
-        Raises
-        ------
-        ValueError
-            If ``y`` holds labels not seen in fit.
-        """
         y = column_or_1d(np.asarray(y))
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
@@ -155,24 +95,7 @@ class CategoricalLikelihood(BaseLikelihood):
         return np.searchsorted(self.classes_, y)
 
     def expert_outputs(self, experts, X, y, solver):
-        """Log-probability each expert gives the observed class.
-
-        Parameters
-        ----------
-        experts : list of fitted classifiers
-            Experts.
-        X : ndarray of shape (n_samples, n_features)
-            Inputs.
-        y : ndarray of shape (n_samples,)
-            Encoded labels.
-        solver : object
-            Expert solver (unused: probabilities come from ``predict_proba``).
-
-        Returns
-        -------
-        log_proba_T : ndarray of shape (n_experts, n_samples)
-            ``log p_k(y_i | x_i)``, floored.
-        """
+        # Log-probability each expert gives the observed class.
         n_classes = self.classes_.shape[0]
         out = np.empty((len(experts), X.shape[0]))
         rows = np.arange(X.shape[0])
@@ -183,37 +106,8 @@ class CategoricalLikelihood(BaseLikelihood):
         return out
 
     def log_likelihood(self, outputs_T, y, params, out=None):
-        """The experts' log-probabilities of the observed classes.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        y : ndarray of shape (n_samples,)
-            Encoded labels (unused).
-        params : None
-            No parameters.
-        out : ndarray, default=None
-            Unused: the result is ``outputs_T`` itself.
-
-        Returns
-        -------
-        log_lik_T : ndarray of shape (n_experts, n_samples)
-            ``outputs_T``.
-        """
+        # The experts' log-probabilities of the observed classes.
         return outputs_T
 
     def fitted_attributes(self, params):
-        """``classes_``.
-
-        Parameters
-        ----------
-        params : None
-            No parameters.
-
-        Returns
-        -------
-        attributes : dict
-            ``{"classes_": classes_}``.
-        """
         return {"classes_": self.classes_}

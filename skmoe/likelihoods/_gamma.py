@@ -4,8 +4,7 @@ import numpy as np
 from scipy.special import gammainc, gammaln, polygamma, psi
 from sklearn.linear_model import GammaRegressor
 
-from ._base import BaseLikelihood
-from ._checks import check_positive_means, check_regressor_expert, check_target
+from ._checks import _PositiveMeanLikelihood, store_in
 
 # Range of the shapes: the upper bound keeps the likelihood bounded when an
 # expert interpolates its samples (coefficient of variation 1e-3, as the
@@ -49,7 +48,7 @@ def gamma_shape_mle(deviance):
     return np.exp(log_nu)
 
 
-class GammaLikelihood(BaseLikelihood):
+class GammaLikelihood(_PositiveMeanLikelihood):
     """``y | x, expert k  ~  Gamma(mean mu_k(x), shape nu_k)``: positive responses.
 
     The density is ``nu^nu y^(nu-1) exp(-nu y / mu) / (Gamma(nu) mu^nu)``:
@@ -89,147 +88,22 @@ class GammaLikelihood(BaseLikelihood):
     """
 
     name = "gamma"
-    numeric_target = True
-    drop_zero_weight_rows = True
-    least_squares = False
-    positive_only = True
 
     def default_expert(self):
-        """``GammaRegressor(alpha=0, solver="newton-cholesky")``: unpenalised, log link.
-
-        Returns
-        -------
-        expert : GammaRegressor
-            Unfitted.
-        """
+        # ``GammaRegressor(alpha=0, solver="newton-cholesky")``: unpenalised, log link.
         return GammaRegressor(alpha=0.0, solver="newton-cholesky")
 
-    def check_expert(self, estimator):
-        """Refuse classifiers: a Gamma expert predicts a mean.
-
-        Parameters
-        ----------
-        estimator : estimator
-            Candidate expert.
-        """
-        check_regressor_expert(estimator, self.name)
-
-    def prepare_target(self, y, sample_weight):
-        """Float64 target, refused unless finite and ``> 0``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,)
-            Positive responses.
-        sample_weight : ndarray of shape (n_samples,)
-            Positive weights (unused).
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            The target as float64.
-        """
-        return self.transform_target(y)
-
-    def transform_target(self, y):
-        """Float64 1-d target, refused unless finite and ``> 0``.
-
-        Parameters
-        ----------
-        y : array-like of shape (n_samples,)
-            Positive responses.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            The target as float64.
-        """
-        return check_target(y, self.name, lower=0.0, strict=True, what="a positive target")
-
-    def expert_outputs(self, experts, X, y, solver):
-        """The experts' predicted means, refused unless positive.
-
-        Parameters
-        ----------
-        experts : list of fitted regressors
-            Experts.
-        X : ndarray of shape (n_samples, n_features)
-            Inputs.
-        y : ndarray of shape (n_samples,)
-            Target (unused).
-        solver : object
-            Expert solver (``predict_T``).
-
-        Returns
-        -------
-        mean_T : ndarray of shape (n_experts, n_samples)
-            Predicted means.
-        """
-        return check_positive_means(solver.predict_T(experts, X), self.name)
-
     def init_params(self, n_experts):
-        """Unit shapes (exponential distributions).
-
-        Parameters
-        ----------
-        n_experts : int
-            Number of experts.
-
-        Returns
-        -------
-        shape : ndarray of shape (n_experts,)
-            Ones.
-        """
+        # Unit shapes (exponential distributions).
         return np.ones(n_experts)
 
     def log_likelihood(self, outputs_T, y, params, out=None):
-        """Gamma log-densities.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Predicted means.
-        y : ndarray of shape (n_samples,)
-            Target.
-        params : ndarray of shape (n_experts,)
-            Shapes.
-        out : ndarray of shape (n_experts, n_samples), default=None
-            Buffer; may be ``outputs_T``.
-
-        Returns
-        -------
-        log_lik_T : ndarray of shape (n_experts, n_samples)
-            ``nu log(nu y / mu) - nu y / mu - log y - log Gamma(nu)``.
-        """
         nu = np.asarray(params, dtype=np.float64)[:, None]
         ratio = y / outputs_T
-        log_lik = nu * (np.log(nu) + np.log(ratio) - ratio) - np.log(y) - gammaln(nu)
-        if out is None:
-            return log_lik
-        out[...] = log_lik
-        return out
+        return store_in(nu * (np.log(nu) + np.log(ratio) - ratio) - np.log(y) - gammaln(nu), out)
 
     def m_step(self, y, outputs_T, resp_T, sample_weight, params):
-        """Weighted maximum-likelihood shapes for the new means.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,)
-            Target.
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Predicted means of the new experts.
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        params : ndarray of shape (n_experts,)
-            Current shapes (kept for an expert without weight).
-
-        Returns
-        -------
-        shape : ndarray of shape (n_experts,)
-            New shapes.
-        """
+        # Weighted maximum-likelihood shapes for the new means.
         ratio = y / outputs_T
         unit = ratio - np.log(ratio) - 1.0
         weight = resp_T * sample_weight
@@ -241,106 +115,24 @@ class GammaLikelihood(BaseLikelihood):
         return shape
 
     def mean_variance(self, outputs_T, params):
-        """Return the means and the variances ``mu^2 / nu``.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Predicted means.
-        params : ndarray of shape (n_experts,)
-            Shapes.
-
-        Returns
-        -------
-        mean_T : ndarray of shape (n_experts, n_samples)
-            Means.
-        variance_T : ndarray of shape (n_experts, n_samples)
-            Variances.
-        """
+        # Return the means and the variances ``mu^2 / nu``.
         return outputs_T, outputs_T**2 / np.asarray(params)[:, None]
 
     def cdf(self, y, outputs_T, params):
-        """Gamma distribution functions.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,) or (n_experts, n_samples)
-            Values.
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Predicted means.
-        params : ndarray of shape (n_experts,)
-            Shapes.
-
-        Returns
-        -------
-        cdf_T : ndarray of shape (n_experts, n_samples)
-            ``P(Y <= y)`` (0 for ``y <= 0``).
-        """
         nu = np.asarray(params)[:, None]
         return gammainc(nu, nu * np.maximum(y, 0.0) / outputs_T)
 
     def sample(self, outputs_T, params, rng):
-        """Gamma draws.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Predicted means.
-        params : ndarray of shape (n_experts,)
-            Shapes.
-        rng : numpy.random.RandomState
-            Random generator.
-
-        Returns
-        -------
-        draws_T : ndarray of shape (n_experts, n_samples)
-            Draws.
-        """
         nu = np.broadcast_to(np.asarray(params)[:, None], outputs_T.shape)
         return rng.gamma(nu, outputs_T / nu)
 
     def n_parameters(self, params):
-        """One shape per expert.
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_experts,)
-            Shapes.
-
-        Returns
-        -------
-        n_parameters : int
-            ``n_experts``.
-        """
         return int(np.size(params))
 
     def min_effective_samples(self, n_expert_parameters):
-        """Twice the expert's parameters plus its shape.
-
-        Parameters
-        ----------
-        n_expert_parameters : int
-            Coefficients and intercept of the expert.
-
-        Returns
-        -------
-        threshold : float
-            ``2 * (n_expert_parameters + 1)``.
-        """
+        # Twice the expert's parameters plus its shape.
         return 2.0 * (n_expert_parameters + 1)
 
     def fitted_attributes(self, params):
-        """``gamma_shape_``.
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_experts,)
-            Shapes.
-
-        Returns
-        -------
-        attributes : dict
-            ``{"gamma_shape_": params}``.
-        """
         return {"gamma_shape_": np.asarray(params, dtype=np.float64)}
 

@@ -9,7 +9,13 @@ from sklearn.linear_model import LinearRegression
 
 from ..utils._compat import Interval
 from ._base import BaseLikelihood
-from ._checks import check_regressor_expert, check_target
+from ._checks import (
+    check_finite_outputs,
+    check_regressor_expert,
+    check_target,
+    store_in,
+    target_variance_floor,
+)
 
 # Range of the estimated degrees of freedom: below 0.5 the tails are heavier
 # than any data need, above 1000 the t is a Gaussian to four digits.
@@ -108,8 +114,6 @@ class StudentTLikelihood(BaseLikelihood):
     }
 
     name = "student_t"
-    numeric_target = True
-    drop_zero_weight_rows = True
     least_squares = True  # its ECM step: weighted least squares with weights r * u
 
     def __init__(self, df=None, variance_floor=1e-6):
@@ -117,100 +121,28 @@ class StudentTLikelihood(BaseLikelihood):
         self.variance_floor = variance_floor
 
     def default_expert(self):
-        """``LinearRegression()``.
-
-        Returns
-        -------
-        expert : LinearRegression
-            Unfitted.
-        """
         return LinearRegression()
 
     def check_expert(self, estimator):
-        """Refuse classifiers: a Student-t expert predicts a location.
-
-        Parameters
-        ----------
-        estimator : estimator
-            Candidate expert.
-        """
+        # Refuse classifiers: a Student-t expert predicts a location.
         check_regressor_expert(estimator, self.name)
 
     def prepare_target(self, y, sample_weight):
-        """Float64 finite target; learns the absolute floor ``floor_`` of ``sigma^2``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,)
-            Target.
-        sample_weight : ndarray of shape (n_samples,)
-            Positive weights.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            The target as float64.
-        """
+        # Float64 finite target; learns the absolute floor ``floor_`` of ``sigma^2``.
         self._validate_params()
         y = self.transform_target(y)
-        mean = np.average(y, weights=sample_weight)
-        var = np.average((y - mean) ** 2, weights=sample_weight)
-        self.floor_ = max(self.variance_floor * var, 1e-12 * max(1.0, mean * mean))
+        self.floor_ = target_variance_floor(y, sample_weight, self.variance_floor)
         return y
 
     def transform_target(self, y):
-        """Float64 1-d finite target.
-
-        Parameters
-        ----------
-        y : array-like of shape (n_samples,)
-            Target.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            The target as float64.
-        """
         return check_target(y, self.name, lower=None, strict=False, what="a finite target")
 
     def expert_outputs(self, experts, X, y, solver):
-        """The experts' predicted locations.
-
-        Parameters
-        ----------
-        experts : list of fitted regressors
-            Experts.
-        X : ndarray of shape (n_samples, n_features)
-            Inputs.
-        y : ndarray of shape (n_samples,)
-            Target (unused).
-        solver : object
-            Expert solver (``predict_T``).
-
-        Returns
-        -------
-        mean_T : ndarray of shape (n_experts, n_samples)
-            Locations.
-        """
-        mean_T = solver.predict_T(experts, X)
-        if not np.all(np.isfinite(mean_T)):
-            bad = np.flatnonzero(~np.all(np.isfinite(mean_T), axis=1)).tolist()
-            raise ValueError(f"Expert(s) {bad} predicted NaN or infinite values.")
-        return mean_T
+        return check_finite_outputs(solver.predict_T(experts, X))
 
     def init_params(self, n_experts):
-        """None: the first M-step is a Gaussian one (every ``u_ik = 1``).
-
-        Parameters
-        ----------
-        n_experts : int
-            Number of experts.
-
-        Returns
-        -------
-        params : None
-            No parameters before the first M-step.
-        """
+        # None: the first M-step is a Gaussian one (every ``u_ik = 1``).
+        return None
 
     @staticmethod
     def _split(params):
@@ -218,30 +150,8 @@ class StudentTLikelihood(BaseLikelihood):
         return params[:, 0:1], params[:, 1:2]
 
     def log_likelihood(self, outputs_T, y, params, out=None):
-        """Student-t log-densities.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations.
-        y : ndarray of shape (n_samples,)
-            Target.
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-        out : ndarray of shape (n_experts, n_samples), default=None
-            Buffer; may be ``outputs_T``.
-
-        Returns
-        -------
-        log_lik_T : ndarray of shape (n_experts, n_samples)
-            Log-densities.
-        """
         scale2, df = self._split(params)
-        log_lik = _t_log_density(y, outputs_T, scale2, df)
-        if out is None:
-            return log_lik
-        out[...] = log_lik
-        return out
+        return store_in(_t_log_density(y, outputs_T, scale2, df), out)
 
     def expert_weights(self, outputs_T, y, params):
         """The E-step's expected latent scales ``u_ik = (nu_k + 1) / (nu_k + d_ik^2)``.
@@ -266,26 +176,7 @@ class StudentTLikelihood(BaseLikelihood):
         return (df + 1.0) / (df + (y - outputs_T) ** 2 / scale2)
 
     def m_step(self, y, outputs_T, resp_T, sample_weight, params):
-        """``sigma_k^2`` from the ``u``-weighted residuals, then ``nu_k`` (ECME).
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,)
-            Target.
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations of the new experts.
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        params : ndarray of shape (n_experts, 2) or None
-            Current ``sigma_k^2`` and ``nu_k``; None before the first M-step.
-
-        Returns
-        -------
-        params : ndarray of shape (n_experts, 2)
-            New ``sigma_k^2`` and ``nu_k``.
-        """
+        # ``sigma_k^2`` from the ``u``-weighted residuals, then ``nu_k`` (ECME).
         n_experts = outputs_T.shape[0]
         residual2 = (y - outputs_T) ** 2
         weight = resp_T * sample_weight
@@ -320,128 +211,33 @@ class StudentTLikelihood(BaseLikelihood):
         return np.column_stack([scale2, df])
 
     def mean_variance(self, outputs_T, params):
-        """Return the locations and the variances ``sigma^2 nu / (nu - 2)`` (inf for ``nu <= 2``).
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations (the means, for ``nu > 1``).
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-
-        Returns
-        -------
-        mean_T : ndarray of shape (n_experts, n_samples)
-            Means.
-        variance : ndarray of shape (n_experts,)
-            Variances; ``inf`` where ``nu_k <= 2``.
-        """
+        # Return the locations and the variances ``sigma^2 nu / (nu - 2)`` (inf for ``nu <= 2``).
         scale2, df = (col[:, 0] for col in self._split(params))
         with np.errstate(divide="ignore", invalid="ignore"):
             variance = np.where(df > 2.0, scale2 * df / (df - 2.0), np.inf)
         return outputs_T, variance
 
     def cdf(self, y, outputs_T, params):
-        """Student-t distribution functions.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples,) or (n_experts, n_samples)
-            Values.
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations.
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-
-        Returns
-        -------
-        cdf_T : ndarray of shape (n_experts, n_samples)
-            Distribution functions.
-        """
         scale2, df = self._split(params)
         return stdtr(df, (y - outputs_T) / np.sqrt(scale2))
 
     def sample(self, outputs_T, params, rng):
-        """Student-t draws.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations.
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-        rng : numpy.random.RandomState
-            Random generator.
-
-        Returns
-        -------
-        draws_T : ndarray of shape (n_experts, n_samples)
-            Draws.
-        """
         scale2, df = self._split(params)
         t = rng.standard_t(np.broadcast_to(df, outputs_T.shape))
         return outputs_T + np.sqrt(scale2) * t
 
     def n_parameters(self, params):
-        """``sigma_k`` per expert, and ``nu_k`` when estimated.
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-
-        Returns
-        -------
-        n_parameters : int
-            ``n_experts`` or ``2 * n_experts``.
-        """
+        # ``sigma_k`` per expert, and ``nu_k`` when estimated.
         n_experts = np.shape(params)[0]
         return int(n_experts if self.df is not None else 2 * n_experts)
 
     def subset(self, params, keep):
-        """The rows ``keep`` of the parameters.
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_experts, 2) or None
-            Parameters.
-        keep : ndarray of int
-            Indices of the experts kept.
-
-        Returns
-        -------
-        params : ndarray of shape (n_kept, 2) or None
-            The kept experts' parameters.
-        """
         return None if params is None else np.asarray(params)[keep]
 
     def min_effective_samples(self, n_expert_parameters):
-        """Twice the expert's parameters plus its scale (and degrees of freedom).
-
-        Parameters
-        ----------
-        n_expert_parameters : int
-            Coefficients and intercept of the expert.
-
-        Returns
-        -------
-        threshold : float
-            ``2 * (n_expert_parameters + 1)``, plus 2 when ``nu`` is estimated.
-        """
+        # Twice the expert's parameters plus its scale (and degrees of freedom).
         return 2.0 * (n_expert_parameters + 1 + (self.df is None))
 
     def fitted_attributes(self, params):
-        """``noise_scale_`` (``sigma_k``) and ``df_`` (``nu_k``).
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_experts, 2)
-            ``sigma_k^2`` and ``nu_k``.
-
-        Returns
-        -------
-        attributes : dict
-            ``{"noise_scale_": sigma, "df_": nu}``.
-        """
         scale2, df = self._split(params)
         return {"noise_scale_": np.sqrt(scale2[:, 0]), "df_": df[:, 0].copy()}
