@@ -27,7 +27,7 @@ counted), and rows per second is ``n`` divided by it.
   ``--out-of-core-gb`` GB, 2 workers with ``memory_limit="2GB"``, a fit of
   ``--out-of-core-iter`` iteration(s) (default 1) after the
   initialisation; each chunk
-  is read from the file by its task (``np.load(mmap_mode="r")`` and a copy),
+  is read from the file by its task (``np.fromfile`` at the chunk's offset),
   so every EM pass reads the data again and the responsibilities are
   recomputed per chunk, never persisted.
 
@@ -168,11 +168,16 @@ def run_numpy(n):
 
 
 def _load_rows(path, lo, hi):
-    """Rows ``lo:hi`` of a ``.npy`` file, copied out of a short-lived memory map."""
-    mm = np.load(path, mmap_mode="r")
-    out = np.array(mm[lo:hi])
-    del mm
-    return out
+    """Rows ``lo:hi`` of a ``.npy`` file, read from disk into a new array (no mapping kept)."""
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        f.seek(f.tell() + lo * row)
+        out = np.fromfile(f, dtype=dtype, count=(hi - lo) * row // dtype.itemsize)
+    return out.reshape((hi - lo,) + tuple(shape[1:]))
 
 
 def _dask_data_from_file(X_path, y_path, sizes):
@@ -205,7 +210,11 @@ def _dask_data_generated(n, params):
 def run_dask(n, memory_limit=None, out_of_core=None, max_iter=3):
     from distributed import Client, LocalCluster
 
+    import dask
+
     kwargs = {} if memory_limit is None else {"memory_limit": memory_limit}
+    # One chunk read ahead per worker thread at most (root-task queuing).
+    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, **kwargs) as cluster, Client(cluster) as client:
         if out_of_core is None:

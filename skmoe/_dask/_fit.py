@@ -159,6 +159,7 @@ class _Fit:
         self.gate_features = gate_features
         self.expert_features = expert_features
         self.columns = (gate_features, expert_features)
+        self.iterations_before = 0  # iterations of the fit a warm start continues
         self.weight_total = summary.sum_w
         # Effective sample size as in memory: total weight in units of the smallest positive weight.
         self.n_effective = float(summary.sum_w / summary.min_w)
@@ -192,6 +193,7 @@ class _FittedView:
         self.likelihood = fit.likelihood
         self.gate_features = fit.gate_features
         self.expert_features = fit.expert_features
+        self.iterations_before = fit.iterations_before
         self.sample_weight = np.ones(1)  # with shares as "responsibilities" of one row
 
 
@@ -208,12 +210,15 @@ def _experts_block(X, y, sw, E, columns, x_offset, y_offset, kernel, block, weig
     gate_columns, expert_columns = columns
     n_experts = E.shape[0] - 1
     gram = load = moment = total = 0.0
+    if expert_columns is None:  # gram_chunk keeps its own buffers small: one call
+        gram = gram_chunk(X, y, E[:n_experts], x_offset, y_offset, sw, kernel, block, 0, X.shape[0])
     for lo, hi in row_pieces(X.shape[0]):
         R = E[:n_experts, lo:hi]
         w = None if sw is None else sw[lo:hi]
-        X_expert = _select_columns(X[lo:hi], expert_columns)
-        gram = gram + gram_chunk(X_expert, y[lo:hi], R, x_offset, y_offset, w, kernel, block,
-                                 0, hi - lo)
+        if expert_columns is not None:
+            X_expert = _select_columns(X[lo:hi], expert_columns)
+            gram = gram + gram_chunk(X_expert, y[lo:hi], R, x_offset, y_offset, w, kernel, block,
+                                     0, hi - lo)
         positive = (R > 0).astype(np.float64)
         load = load + (positive.sum(axis=1) if w is None else positive @ w)
         m, t = gate_moments_block(_select_columns(X[lo:hi], gate_columns), R, w, weight_total)
@@ -505,6 +510,9 @@ def _run_em(fit, state):
     best = None if fit.exact else _snapshot(state)
     converged = False
     n_iter = 0
+    # A warm start continues the previous fit: its iterations count towards
+    # the minimum before convergence.
+    done_before = fit.iterations_before
     reseeded = _handle_degenerate(fit, state)
     for n_iter in range(1, estimator.max_iter + 1):
         tic = time.time()
@@ -526,7 +534,9 @@ def _run_em(fit, state):
         reseeded = _handle_degenerate(fit, state)
         if reseeded:
             best = None if fit.exact else _snapshot(state)
-        if not just_reseeded and not reseeded and _converged(change, objective, n_iter, estimator.tol):
+        if not just_reseeded and not reseeded and _converged(
+            change, objective, done_before + n_iter, estimator.tol
+        ):
             converged = True
             break
     if best is not None and best.objective > state.objective:
@@ -634,6 +644,7 @@ def fit_dask(estimator, X, y, sample_weight=None):
     resume = estimator._can_resume(templates, gate_features, expert_features)
     if resume:
         likelihood.check_warm_start(estimator.likelihood_)
+        fit.iterations_before = getattr(estimator, "_n_iter_total_", 0)
     n_init = 1 if resume else estimator.n_init
     results = []
     with single_blas_thread():

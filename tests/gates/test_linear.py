@@ -85,7 +85,8 @@ def test_float32_input():
     assert log_proba.dtype == np.float32
     assert np.all(np.isfinite(log_proba))
     p64 = LinearGate().fit(X, resp).predict_proba(X)
-    assert_allclose(np.exp(log_proba), p64, atol=1e-4)
+    # A float32 L-BFGS fit pins its optimum to about sqrt(eps32), not eps32.
+    assert_allclose(np.exp(log_proba), p64, atol=float(np.sqrt(np.finfo(np.float32).eps)) * 10)
 
 
 def test_layout_for_the_em_loop():
@@ -134,8 +135,16 @@ def test_em_loop_prepared_gate_path_equals_public_fit():
     fast, public = fits
     assert type(fast.gate_) is LinearGate and type(public.gate_) is _FitOnlyLinearGate
     assert_allclose(fast.log_likelihood_curve_, public.log_likelihood_curve_, rtol=1e-10)
-    assert_allclose(fast.gate_.coef_, public.gate_.gate_.coef_, rtol=1e-8, atol=1e-12)
-    assert_allclose(fast.gate_.intercept_, public.gate_.gate_.intercept_, rtol=1e-8, atol=1e-10)
+    # The built-in gate can renumber its outputs, so that fit's experts are in
+    # the stable order; the minimal-protocol gate keeps EM's order.
+    perm = [
+        int(np.argmin([np.abs(e.coef_ - f.coef_).max() for f in public.experts_])) for e in fast.experts_
+    ]
+    assert sorted(perm) == [0, 1, 2]
+    assert_allclose(fast.gate_.coef_, public.gate_.gate_.coef_[perm], rtol=1e-8, atol=1e-12)
+    Xs = X * 100.0 + 7.0
+    assert_allclose(fast.predict_gate(Xs), public.predict_gate(Xs)[:, perm], rtol=1e-8, atol=1e-12)
+    assert_allclose(fast.predict(Xs), public.predict(Xs), rtol=1e-10)
 
 
 @pytest.mark.parametrize("params", [{"alpha": -1.0}, {"max_iter": 0}, {"tol": -1.0}])
