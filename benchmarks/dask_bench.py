@@ -5,6 +5,7 @@ Usage::
     python benchmarks/dask_bench.py                      # n = 1e6 and 1e7, out-of-core 4 GB
     python benchmarks/dask_bench.py --sizes 1e5 --out-of-core-gb 0.2   # a quick check
     python benchmarks/dask_bench.py --skip-out-of-core --output table.md
+    python benchmarks/dask_bench.py --sizes "" --out-of-core-gb 4.5      # out of core only
 
 Data: ``d = 20`` features, ``k = 8`` experts, the model of
 :func:`skmoe.datasets.make_gated_regression` (its parameters drawn once with
@@ -208,9 +209,8 @@ def _dask_data_generated(n, params):
 
 
 def run_dask(n, memory_limit=None, out_of_core=None, max_iter=3):
-    from distributed import Client, LocalCluster
-
     import dask
+    from distributed import Client, LocalCluster
 
     kwargs = {} if memory_limit is None else {"memory_limit": memory_limit}
     # One chunk read ahead per worker thread at most (root-task queuing).
@@ -315,7 +315,7 @@ def main():
         "|---|---|---|---|---|---|---|",
     ]
     per_iter = {}
-    for n in (int(float(s)) for s in args.sizes.split(",")):
+    for n in (int(float(s)) for s in args.sizes.split(",") if s.strip()):
         numpy_result = _spawn("--child", "numpy", "--n", str(n))
         dask_result = _spawn("--child", "dask", "--n", str(n))
         t_np = float(np.median(numpy_result["times"]))

@@ -41,10 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the perf package beside this file
 
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from perf.cpu import BusyNeighbour, load_average  # noqa: E402
-from perf.flexmix import (  # noqa: E402
+from perf.cpu import BusyNeighbour, load_average
+from perf.flexmix import (
     N_TEST,
     flexmix_fit,
     held_out,
@@ -52,8 +50,9 @@ from perf.flexmix import (  # noqa: E402
     skmoe_fit,
     write_csv,
 )
-from perf.nested import grid_search_wall  # noqa: E402
-from perf.report import Report, report_environment  # noqa: E402
+from perf.nested import grid_search_wall
+from perf.report import Report, report_environment
+from threadpoolctl import threadpool_limits
 
 SIZES = (2_000, 20_000, 200_000)
 CPU_TARGET = 50.0

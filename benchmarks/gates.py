@@ -46,10 +46,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the perf package beside this file
 
-import numpy as np  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-
-from perf.report import Report, fmt_n, report_environment  # noqa: E402
+import numpy as np
+from perf.report import Report, fmt_n, report_environment
+from sklearn.exceptions import ConvergenceWarning
 
 GATES = ("linear", "mlp64", "mlp256x256")
 BACKENDS = ("numpy", "torch")
@@ -66,10 +65,10 @@ def _gated_regression(n, d, k, seed=0):
     return data[0], data[1]
 
 
-def _timed(func):
-    """``(result, cpu seconds, wall seconds)`` of ``func()``."""
+def _timed(func, *args):
+    """``(result, cpu seconds, wall seconds)`` of ``func(*args)``."""
     cpu, wall = time.process_time(), time.perf_counter()
-    result = func()
+    result = func(*args)
     return result, time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -92,10 +91,12 @@ def _estimator(n_experts, gate, backend, **params):
     from skmoe import MixtureOfExpertsRegressor
 
     alpha = MixtureOfExpertsRegressor().get_params().get("gate_alpha", 1e-4)
+    gate = _gate_param(gate, backend, alpha)
+    if not isinstance(gate, str):  # a gate object trains itself: the backend is NumPy's
+        backend = "numpy"
     options = {"device": "cpu"} if backend == "torch" else {}
     return MixtureOfExpertsRegressor(
-        n_experts=n_experts, gate=_gate_param(gate, backend, alpha), backend=backend,
-        random_state=0, **options, **params,
+        n_experts=n_experts, gate=gate, backend=backend, random_state=0, **options, **params,
     )
 
 
@@ -106,7 +107,7 @@ def part_case800(report, repeat):
     for gate, backend in (("linear", "numpy"), ("mlp", "numpy"), ("mlp", "torch")):
         estimator = _estimator(3, gate, backend)
         estimator.fit(X, y)  # warm-up (imports)
-        times = [_timed(lambda: estimator.fit(X, y))[1:] for _ in range(repeat)]
+        times = [_timed(estimator.fit, X, y)[1:] for _ in range(repeat)]
         cpu = statistics.median(t[0] for t in times)
         wall = statistics.median(t[1] for t in times)
         objective = getattr(estimator, "objective_", estimator.log_likelihood_)
@@ -159,8 +160,8 @@ def part_mstep(report, sizes, features, experts, gates):
                             context = adapter.prepare(X, None)
                             for target in [resp, *moved]:
                                 resp_T = np.ascontiguousarray(target.T)
-                                times.append(_timed(
-                                    lambda: adapter.fit(X, resp_T, None, context))[1:])
+                                times.append(
+                                    _timed(adapter.fit, X, resp_T, None, context)[1:])
                         cold = times[0]
                         warm = [statistics.mean(t[i] for t in times[1:]) for i in (0, 1)]
                         cells[backend] = (cold, warm)
@@ -188,8 +189,8 @@ def part_fits(report, configs):
         for gate in gates:
             cells = {}
             for backend in BACKENDS:
-                init = _timed(lambda: _estimator(k, gate, backend, max_iter=0).fit(X, y))
-                estimator, cpu, wall = _timed(lambda: _estimator(k, gate, backend).fit(X, y))
+                init = _timed(_estimator(k, gate, backend, max_iter=0).fit, X, y)
+                estimator, cpu, wall = _timed(_estimator(k, gate, backend).fit, X, y)
                 per_iter = [(t - t0) / max(1, estimator.n_iter_)
                             for t, t0 in ((cpu, init[1]), (wall, init[2]))]
                 cells[backend] = (cpu, wall, estimator.n_iter_, per_iter, estimator.objective_)

@@ -29,13 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the perf package beside this file
 
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-
-from perf.correctness import correctness_rows, report_correctness  # noqa: E402
-from perf.memory import measure_memory, memory_child, report_memory  # noqa: E402
-from perf.report import Report, fmt_n, report_environment  # noqa: E402
-from perf.schedule import run_size  # noqa: E402
-from perf.targets import report_size, report_summary  # noqa: E402
+from perf.correctness import correctness_rows, report_correctness
+from perf.memory import measure_memory, memory_child, report_memory
+from perf.report import Report, fmt_n, report_environment
+from perf.schedule import run_size
+from perf.targets import report_size, report_summary
+from sklearn.exceptions import ConvergenceWarning
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)

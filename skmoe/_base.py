@@ -486,7 +486,10 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
             start = time.time()
             # X and y are validated above: spare the gate and the experts the
             # finite checks (a pass over X each) they would repeat every iteration.
-            threads = row_parallel() if row_threads else contextlib.nullcontext()
+            threads = (
+                row_parallel(n_rows=X.shape[0], n_cols=(ctx.X_expert.shape[1] + 2) ** 2 * len(templates))
+                if row_threads else contextlib.nullcontext()
+            )
             with config_context(assume_finite=True), threads:
                 state = self._resume_state(ctx, templates) if resume else self._initialize(ctx, templates)
                 result = self._run_em(ctx, state)

@@ -193,6 +193,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
         """
+        if _is_dask(X):
+            from ._dask import predict_dask
+
+            return predict_dask(self, "predict", X)
         proba = self.predict_proba(X)  # checks fitted state first
         return self.classes_[np.argmax(proba, axis=1)]
 

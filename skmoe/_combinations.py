@@ -19,7 +19,8 @@ user-written one);
 ``solver``: ``"batched_linear"`` or ``"generic"``; ``gate``: ``"linear"``,
 ``"mlp"`` or ``"custom"`` (a gate object); ``backend``: ``"numpy"`` or
 ``"torch"``; ``router``: the assignment (``"soft"``, ``"top_k"``, ``"cem"``,
-``"sem"`` or ``"expert_choice"``); ``input``: ``"dense"`` or ``"sparse"``.
+``"sem"`` or ``"expert_choice"``); ``input``: ``"dense"``, ``"sparse"`` or
+``"dask"`` (the Dask driver, ``skmoe._dask``, refuses the other combinations itself).
 """
 
 # Each field but the last two is a value or a tuple of allowed values.
@@ -51,6 +52,8 @@ SUPPORTED = (
         "as the rows above", "a gate object trains itself: the backend applies to built-in gates only"),
     Row(("custom",), "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
         "experts that predict what the likelihood's expert_outputs needs", "a BaseLikelihood subclass"),
+    Row(("gaussian",), "batched_linear", ("linear",), ("numpy",), ("soft",), ("dask",),
+        "LinearRegression, Ridge (direct solver)", "blockwise EM on Dask arrays (regressor)"),
     Row(("custom",), "batched_linear", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
         "LinearRegression, Ridge, when the likelihood declares least_squares=True",
         "a BaseLikelihood subclass"),

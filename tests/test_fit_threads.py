@@ -10,8 +10,8 @@ the cores. Whether the thread changes leave fits identical is pinned by
 """
 
 import warnings
+from typing import ClassVar
 
-import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LinearRegression
@@ -48,7 +48,7 @@ class ProbeExpert(LinearRegression):
 class ProbeClusterer(KMeans):
     """A plug-in initialiser recording the threads of its fit."""
 
-    seen = []
+    seen: ClassVar[list] = []
 
     def fit_predict(self, X, y=None, sample_weight=None):
         ProbeClusterer.seen.append(_snapshot())

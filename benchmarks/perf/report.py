@@ -76,7 +76,7 @@ def fmt_ratio(value):
 
 
 def fmt_n(n):
-    exponent = int(round(np.log10(n)))
+    exponent = round(np.log10(n))
     return f"1e{exponent}" if 10**exponent == n else str(n)
 
 

@@ -58,7 +58,7 @@ def row_pass_rows(repeat=REPEAT):
             X = rng.normal(size=(n, D))
             out = np.empty((2 * K, n))
 
-            def kernel(start, stop):
+            def kernel(start, stop, X=X, out=out):
                 np.matmul(A, X[start:stop].T, out=out[:, start:stop])
                 np.exp(out[:, start:stop], out=out[:, start:stop])
 
@@ -67,7 +67,7 @@ def row_pass_rows(repeat=REPEAT):
             for _ in range(repeat):
                 for threads, p in ((1, one), (2, two)):
                     bounds = [(0, n)] if threads == 1 else [(0, n // 2), (n // 2, n)]
-                    cpu, wall = _timed(lambda: p.map(kernel, bounds), reps)
+                    cpu, wall = _timed(lambda p=p, bounds=bounds, kernel=kernel: p.map(kernel, bounds), reps)
                     best[threads] = [min(best[threads][0], cpu), min(best[threads][1], wall)]
             rows.append((work, n, *best[1], *best[2]))
     return rows
@@ -87,7 +87,7 @@ def openmp_rows(repeat=3):
             for threads in (1, 2):
                 with threadpool_limits(limits=threads):
                     est = HistGradientBoostingRegressor(max_iter=20, early_stopping=False, random_state=0)
-                    cpu, wall = _timed(lambda: est.fit(X, y), 1)
+                    cpu, wall = _timed(lambda est=est, X=X, y=y: est.fit(X, y), 1)
                 best[threads] = [min(best[threads][0], cpu), min(best[threads][1], wall)]
         rows.append((n, n * D, *best[1], *best[2]))
     return rows

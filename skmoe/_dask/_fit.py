@@ -674,4 +674,27 @@ def fit_dask(estimator, X, y, sample_weight=None):
     estimator._set_fitted_state(
         _FittedView(fit), best, [np.asarray(r.log_likelihood_curve) for r in results]
     )
+    _order_experts(estimator, fit)
     return estimator
+
+
+def _order_experts(estimator, fit):
+    """``_BaseMixtureOfExperts._order_experts`` without a pass over the data.
+
+    The key of an expert is its sample-weighted mean prediction over the
+    training inputs; for a linear expert, its prediction at the weighted
+    mean of the inputs (the same number up to rounding, and no pass).
+    """
+    if (
+        estimator.n_experts_ < 2
+        or isinstance(estimator.expert, list)
+        or not callable(getattr(estimator.gate_, "remove_experts", None))
+    ):
+        return
+    from ..inference import order_experts
+
+    keys = np.array([
+        float(np.ravel(e.coef_) @ fit.x_offset + np.ravel(e.intercept_)[0])
+        for e in estimator.experts_
+    ])
+    order_experts(estimator, by=np.argsort(keys, kind="stable"))

@@ -189,12 +189,30 @@ class _BuiltinNetwork:
             self.torch, X, coefs, [b[:, 0] for b in intercepts], self.activation
         )
 
-    def chunk(self, X, weighted_resp_T, weight, raw, buffers):
+    def set_moments(self, X, weighted_resp_T):
+        """Without hidden layer: the targets' moments, for :meth:`targets_term`."""
+        if len(self.coefs) == 1:
+            self.moments = (weighted_resp_T @ X, weighted_resp_T.sum(dim=1))
+
+    def targets_term(self, raw):
+        """``sum_ki w_i r_ki z_ki`` over every row from the moments; None with hidden layers.
+
+        The logits of a network without hidden layer are linear in its
+        parameters, so the targets' term is, as in the NumPy objective.
+        """
+        moments = getattr(self, "moments", None)
+        if moments is None:
+            return None
+        (W,), (b,) = raw
+        return (W * moments[0]).sum() + b[:, 0] @ moments[1]
+
+    def chunk(self, X, weighted_resp_T, weight, raw, buffers, targets=True):
         """Cross-entropy of the rows and its gradient with respect to the raw parameters.
 
         ``buffers`` (a dict, one per thread) keeps the activations' storage
         from one block to the next, as the NumPy objective does: fresh
-        tensors of a few MiB per block cost page faults.
+        tensors of a few MiB per block cost page faults. ``targets=False``
+        leaves the targets' term out of the loss (:meth:`targets_term`).
         """
         torch = self.torch
         coefs, intercepts = raw
@@ -225,7 +243,8 @@ class _BuiltinNetwork:
                 _activate_(source, act)
             activations.append(source)
         Z = activations[-1]  # logits
-        loss = -torch.mul(weighted_resp_T, Z, out=buffer("r", Z.shape[0])).sum()
+        loss = (Z.new_zeros(()) if not targets
+                else -torch.mul(weighted_resp_T, Z, out=buffer("r", Z.shape[0])).sum())
         shift = Z.amax(dim=0)
         Z.sub_(shift).exp_()
         total = Z.sum(dim=0)
@@ -281,7 +300,10 @@ class _ModuleNetwork:
     def logits_T(self, X, raw=None):
         return self.module((X - self.mean) / self.scale).T[self.index]
 
-    def chunk(self, X, weighted_resp_T, weight, raw, buffers):
+    def targets_term(self, raw):
+        return None
+
+    def chunk(self, X, weighted_resp_T, weight, raw, buffers, targets=True):
         torch = self.torch
         with torch.enable_grad():  # grad mode is per thread
             loss = _cross_entropy(torch, self.logits_T(X), weighted_resp_T, weight)
@@ -371,17 +393,22 @@ class _TorchProblem:
         factor = self.X.shape[0] / n_rows
         with torch.no_grad():
             raw = network.raw()
+            # Without hidden layer, on every row, the targets' term from the moments.
+            targets_term = network.targets_term(raw) if rows is None else None
 
         def part(start, stop):
             buffers = self._buffers.setdefault(start, {"block": self.block})
             with torch.no_grad():
                 return _sum_parts([
-                    network.chunk(*self._rows(rows, lo, min(lo + self.block, stop)), raw, buffers)
+                    network.chunk(*self._rows(rows, lo, min(lo + self.block, stop)), raw,
+                                  buffers, targets=targets_term is None)
                     for lo in range(start, stop, self.block)
                 ])
 
         loss, grads = _sum_parts(self.pool.map(part, self.pool.bounds(n_rows, n_cols=self.n_cols)))
         with torch.no_grad():
+            if targets_term is not None:
+                loss = loss - targets_term
             if factor != 1.0:
                 loss = loss * factor
                 grads = [None if g is None else g * factor for g in grads]
@@ -740,6 +767,7 @@ class TorchGate(_BaseSoftmaxGate):
         network = _BuiltinNetwork(
             torch, flat, shapes, mean, scale, float(self.alpha), self._activation_name()
         )
+        network.set_moments(Xt, weighted_resp_T)
         return _TorchProblem(torch, network, Xt, weighted_resp_T, weight, pool)
 
     def _minimise(self, X, resp_T, context, shapes, coefs, intercepts):

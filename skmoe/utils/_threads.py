@@ -92,7 +92,7 @@ def _cpu_count():
             from joblib import cpu_count
 
             _CPU_COUNT = int(cpu_count())
-        except Exception:  # pragma: no cover - joblib is a scikit-learn dependency
+        except ImportError:  # pragma: no cover - joblib is a scikit-learn dependency
             _CPU_COUNT = os.cpu_count() or 1
     return max(1, _CPU_COUNT)
 

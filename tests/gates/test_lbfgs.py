@@ -55,7 +55,7 @@ def test_kept_memory_makes_the_next_call_a_quasi_newton_step():
     H, b, objective = _quadratic()
     solution = np.linalg.solve(H, b)
     memory = LBFGSMemory(size=20)
-    theta, *_ = minimise_lbfgs(objective, np.zeros(len(b)), max_iter=25, gtol=0, memory=memory)
+    minimise_lbfgs(objective, np.zeros(len(b)), max_iter=25, gtol=0, memory=memory)
     assert len(memory) > 0
     # A new start on the same problem: with the pairs, few iterations reach
     # the solution; without them, the first steps are gradient steps.
@@ -77,7 +77,7 @@ def test_memory_keeps_only_positive_curvature_and_its_size():
 
 
 def test_strong_wolfe_conditions_hold():
-    H, b, objective = _quadratic(seed=1)
+    _, b, objective = _quadratic(seed=1)
     theta = np.ones(len(b))
     loss, grad = objective(theta)
     direction = -grad
