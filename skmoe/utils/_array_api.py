@@ -20,16 +20,17 @@ def get_namespace(*arrays):
     Returns
     -------
     xp : module
-        ``numpy`` for NumPy arrays, else the array-API namespace that
-        ``array_api_compat`` finds for them.
+        ``numpy`` for NumPy arrays, the namespace that standard-conforming
+        arrays name (``__array_namespace__``), else the one
+        ``array_api_compat`` finds for them (torch tensors).
     is_numpy : bool
         Whether ``xp`` is NumPy (in-place ``out=`` buffers may be used).
 
     Raises
     ------
     TypeError
-        If an argument is not a NumPy array and ``array_api_compat`` is not
-        installed.
+        If an argument is neither a NumPy array nor a standard-conforming one
+        and ``array_api_compat`` is not installed.
     """
     others = [
         a for a in arrays
@@ -37,6 +38,10 @@ def get_namespace(*arrays):
     ]
     if not others:
         return np, True
+    # Arrays of a standard-conforming library name their namespace themselves.
+    spaces = {a.__array_namespace__() for a in others if hasattr(a, "__array_namespace__")}
+    if len(spaces) == 1 and all(hasattr(a, "__array_namespace__") for a in others):
+        return spaces.pop(), False
     try:
         import array_api_compat
     except ImportError as exc:  # pragma: no cover - depends on the environment
