@@ -36,7 +36,7 @@ from ._experts import check_expert, n_expert_parameters, seed_expert
 from ._init import initial_responsibilities
 from ._repr import _MixtureReprMixin
 from ._routers import make_router
-from ._solvers import GenericSolver, predict_experts, select_solver
+from ._solvers import GenericSolver, select_solver
 from .exceptions import DegenerateExpertWarning
 from .gates._base import check_gate
 from .gates._protocol import GateAdapter, make_gate
@@ -121,6 +121,42 @@ def _select_columns(X, columns):
     if columns is None:
         return X
     return np.ascontiguousarray(X[:, columns])
+
+
+def classify_experts(share, ctx, state):
+    """Experts to re-seed or remove, from their responsibility shares; records the reasons.
+
+    Starved: a share below ``_MIN_SHARE``. Degenerate: an effective sample
+    size (share times ``ctx.n_effective``) below ``ctx.min_effective`` of the
+    expert. One is removed after ``_MAX_RESEEDS`` re-seedings, or at once when
+    even a re-seeded slice (``1 / (2 * n_experts)`` of the weight) could not
+    give it enough samples; the expert with the largest share always stays.
+    Shared by the in-memory and the Dask drivers.
+
+    Returns
+    -------
+    bad : ndarray of int
+        Starved or degenerate experts.
+    remove : list of int
+        Those of ``bad`` to remove.
+    """
+    n_experts = share.shape[0]
+    ess = share * ctx.n_effective
+    need = np.array([ctx.min_effective[i] for i in state.expert_ids])
+    starved = share < _MIN_SHARE
+    degenerate = ess < need
+    bad = np.flatnonzero(starved | degenerate)
+    hopeless = degenerate & (0.5 / n_experts * ctx.n_effective < need)
+    remove = [k for k in bad if state.reseeds[k] >= _MAX_RESEEDS or hopeless[k]]
+    if len(remove) == n_experts:  # keep the expert with the largest share
+        remove.remove(int(np.argmax(share)))
+    for k in bad:
+        reason = (
+            f"share {share[k]:.2g}" if starved[k]
+            else f"effective sample size {ess[k]:.3g} < {need[k]:.3g}"
+        )
+        state.events["reasons"][int(state.expert_ids[k])] = reason
+    return bad, remove
 
 
 def _is_dask(*arrays):
@@ -753,24 +789,10 @@ class _BaseMixtureOfExperts(_MixtureReprMixin, MetaEstimatorMixin, _BaseComposit
         if n_experts == 1:
             return False
         share = _em.responsibility_share(resp_T, ctx.sample_weight)
-        ess = share * ctx.n_effective
-        need = np.array([ctx.min_effective[i] for i in state.expert_ids])
-        starved = share < _MIN_SHARE
-        degenerate = ess < need
-        bad = np.flatnonzero(starved | degenerate)
+        bad, remove = classify_experts(share, ctx, state)
         if bad.size == 0:
             return False
         slice_share = 0.5 / n_experts
-        hopeless = degenerate & (slice_share * ctx.n_effective < need)
-        remove = [k for k in bad if state.reseeds[k] >= _MAX_RESEEDS or hopeless[k]]
-        if len(remove) == n_experts:  # keep the expert with the largest share
-            remove.remove(int(np.argmax(share)))
-        for k in bad:
-            reason = (
-                f"share {share[k]:.2g}" if starved[k]
-                else f"effective sample size {ess[k]:.3g} < {need[k]:.3g}"
-            )
-            state.events["reasons"][int(state.expert_ids[k])] = reason
         if remove:
             self._remove_experts(ctx, state, remove)
             # The others still starved or degenerate are re-seeded below, in

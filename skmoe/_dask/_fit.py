@@ -40,8 +40,8 @@ from sklearn.utils import check_random_state
 
 from .. import _em
 from .._base import (
-    _MAX_RESEEDS,
     _MIN_SHARE,
+    classify_experts,
     _converged,
     _EMResult,
     _EMState,
@@ -439,24 +439,10 @@ def _handle_degenerate(fit, state):
     n_experts = share.shape[0]
     if n_experts == 1:
         return False
-    ess = share * fit.n_effective
-    need = np.array([fit.min_effective[i] for i in state.expert_ids])
-    starved = share < _MIN_SHARE
-    degenerate = ess < need
-    bad = np.flatnonzero(starved | degenerate)
+    bad, remove = classify_experts(share, fit, state)
     if bad.size == 0:
         return False
     slice_share = 0.5 / n_experts
-    hopeless = degenerate & (slice_share * fit.n_effective < need)
-    remove = [k for k in bad if state.reseeds[k] >= _MAX_RESEEDS or hopeless[k]]
-    if len(remove) == n_experts:  # keep the expert with the largest share
-        remove.remove(int(np.argmax(share)))
-    for k in bad:
-        reason = (
-            f"share {share[k]:.2g}" if starved[k]
-            else f"effective sample size {ess[k]:.3g} < {need[k]:.3g}"
-        )
-        state.events["reasons"][int(state.expert_ids[k])] = reason
     if remove:
         _remove_experts(fit, state, remove)
         return True
