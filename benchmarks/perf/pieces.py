@@ -116,7 +116,7 @@ def measure_expert_m(case, repeat):
 
 
 def e_step_pass(gate, experts, variance, X, y):
-    """What the estimator's E-step does with linear experts (see ``_base._e_step``)."""
+    """What the estimator's E-step does with linear experts (see ``_driver._EMDriver._e_step``)."""
     log_gate_T = np.ascontiguousarray(gate.predict_log_proba(X).T, dtype=np.float64)
     mean_T = predict_linear_experts(experts, X)
     log_lik_T = gaussian_log_density(y, mean_T, variance, out=mean_T)
