@@ -28,8 +28,6 @@ is silenced; a fit that raises counts as a failure (``fail``).
 The script runs from a checkout without installing skmoe.
 """
 
-import argparse
-import json
 import sys
 import time
 import warnings
@@ -37,15 +35,16 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from when_to_use import (  # noqa: E402  (the benchmark beside this file)
     cross_validate_pooled,
     cv_plan,
-    header,
+    fmt_or_fail,
     load_datasets,
     mixture,
+    report_parser,
+    run_and_report,
 )
 
 INITS = ("kmeans", "tree", "random")
@@ -93,21 +92,17 @@ def run(n_experts=4, quick=False, verbose=False):
     return results
 
 
-def _fmt(value, spec):
-    return "fail" if value is None else format(value, spec)
-
-
 def markdown_tables(results):
     configs = list(next(iter(results.values()))["configs"])
     head = "| data set | " + " | ".join(configs) + " |"
     rule = "|---|" + "---:|" * len(configs)
     lines = ["Cross-validated R^2 (pooled out-of-fold), columns init/n_init", "", head, rule]
     for name, entry in results.items():
-        cells = [_fmt(r["r2"], ".3f") for r in entry["configs"].values()]
+        cells = [fmt_or_fail(r["r2"], ".3f") for r in entry["configs"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Cross-validated MSE (pooled out-of-fold)", "", head, rule]
     for name, entry in results.items():
-        cells = [_fmt(r["mse"], ".4g") for r in entry["configs"].values()]
+        cells = [fmt_or_fail(r["mse"], ".4g") for r in entry["configs"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -122,11 +117,11 @@ def markdown_tables(results):
         for r in entry["configs"].values():
             ll = [v for v in r["train_ll"] if v is not None]
             gap = entry["best_train_ll"] - np.mean(ll) if ll else None
-            cells.append(_fmt(gap, ".3f"))
+            cells.append(fmt_or_fail(gap, ".3f"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Mean fit time per training fold (ms)", "", head, rule]
     for name, entry in results.items():
-        cells = [_fmt(r["fit_ms"], ".0f") for r in entry["configs"].values()]
+        cells = [fmt_or_fail(r["fit_ms"], ".0f") for r in entry["configs"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Summary over data sets (geometric mean of MSE / the best config's MSE)", ""]
     lines += ["| init/n_init | MSE ratio | mean fit ms ratio to kmeans/1 |", "|---|---:|---:|"]
@@ -148,25 +143,15 @@ def markdown_tables(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = report_parser(__doc__, quick_help="data sets of <= 500 rows only")
     parser.add_argument("--experts", type=int, default=4, help="n_experts (default 4)")
-    parser.add_argument("--quick", action="store_true", help="data sets of <= 500 rows only")
-    parser.add_argument("--output", help="also write the tables to this markdown file")
-    parser.add_argument("--json", help="also write every number to this JSON file")
-    parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
-
-    start = time.perf_counter()
-    with threadpool_limits(limits=1):
-        results = run(n_experts=args.experts, quick=args.quick, verbose=args.verbose)
-    text = f"{header()}\n\nn_experts={args.experts}\n\n{markdown_tables(results)}\n"
-    text += f"\n(total {time.perf_counter() - start:.0f} s)\n"
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
-    return 0
+    return run_and_report(
+        args,
+        lambda: run(n_experts=args.experts, quick=args.quick, verbose=args.verbose),
+        markdown_tables,
+        preamble=f"n_experts={args.experts}\n\n",
+    )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ of skmoe or its CI (``apt-get install -y r-base-core r-cran-flexmix``).
 """
 
 import itertools
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,32 +31,15 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import skmoe
 
+from perf.rscript import run_rscript  # the perf package beside this file
+
 from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import load_motorcycle, make_gated_regression
 
-HERE = Path(__file__).resolve().parent
-
 
 def flexmix_fit(X, y, k, concomitant, nrep):
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "d.csv", Path(tmp) / "out.txt"
-        header = ",".join([f"x{j + 1}" for j in range(X.shape[1])] + ["y"])
-        np.savetxt(data, np.c_[X, y], delimiter=",", header=header, comments="")
-        subprocess.run(
-            ["Rscript", str(HERE / "flexmix" / "fit.R"), str(data), str(k), str(int(concomitant)),
-             str(nrep), str(out)],
-            check=True, capture_output=True,
-        )
-        lines = out.read_text().split("\n")
-    result = {"comps": []}
-    for line in lines:
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] in ("loglik", "cpu"):
-            result[parts[0]] = float(parts[1])
-        elif parts[0] == "comp":
-            result["comps"].append(np.array([float(v) for v in parts[2:]]))
+    result = run_rscript("fit.R", X, y, k, int(concomitant), nrep)
+    result["comps"] = list(result.pop("comp"))
     return result
 
 

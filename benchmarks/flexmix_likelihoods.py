@@ -48,9 +48,7 @@ for, so skmoe's log-likelihood is at least flexmix's at the same optimum.
 import argparse
 import itertools
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -63,9 +61,10 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import skmoe
 
+from perf.rscript import run_rscript  # the perf package beside this file
+
 from skmoe import MixtureOfExpertsRegressor
 
-HERE = Path(__file__).resolve().parent
 FAMILIES = ("gaussian", "poisson", "gamma")
 
 
@@ -85,23 +84,8 @@ def make_data(family, n, random_state=0):
 
 
 def flexmix_fit(family, X, y, restarts):
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "d.csv", Path(tmp) / "out.txt"
-        np.savetxt(data, np.c_[X, y], delimiter=",", header="x,y", comments="", fmt="%.17g")
-        subprocess.run(
-            ["Rscript", str(HERE / "flexmix" / "fit_family.R"), str(data), family, "2",
-             str(restarts), str(out)],
-            check=True, capture_output=True,
-        )
-        lines = out.read_text().split("\n")
-    result = {"comps": []}
-    for line in lines:
-        parts = line.split()
-        if parts and parts[0] in ("loglik", "cpu", "wall", "iter"):
-            result[parts[0]] = float(parts[1])
-        elif parts and parts[0] == "comp":
-            # coef.(Intercept), coef.x, then sigma or shape when present.
-            result["comps"].append(np.array([float(v) for v in parts[2:4]]))
+    result = run_rscript("fit_family.R", X, y, family, 2, restarts, names=["x"])
+    result["comps"] = list(result.pop("comp")[:, :2])  # intercept and slope
     return result
 
 

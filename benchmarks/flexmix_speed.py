@@ -42,16 +42,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the perf package beside this file
 
 from perf.cpu import BusyNeighbour, load_average
-from perf.flexmix import (
-    N_TEST,
-    flexmix_fit,
-    held_out,
-    make_data,
-    skmoe_fit,
-    write_csv,
-)
+from perf.flexmix import N_TEST, flexmix_fit, held_out, make_data, skmoe_fit
 from perf.nested import grid_search_wall
 from perf.report import Report, report_environment
+from perf.rscript import write_csv
 from threadpoolctl import threadpool_limits
 
 SIZES = (2_000, 20_000, 200_000)
@@ -185,8 +179,7 @@ def main(argv=None):
         )
         ratio = min(walls[2]) / min(walls[1])
         report.line(f"n_jobs=2 / n_jobs=1: {ratio:.2f} (target <= 1: {'PASS' if ratio <= 1 else 'MISS'})")
-    if args.output:
-        report.write(args.output)
+    report.write(args.output)
     return 0
 
 

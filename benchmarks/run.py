@@ -126,8 +126,7 @@ def main(argv=None):
     report_correctness(report, checks)
     report.line()
     report.line(f"total wall time {time.perf_counter() - start:.1f} s")
-    if args.output:
-        report.write(args.output)
+    report.write(args.output)
     return 0
 
 

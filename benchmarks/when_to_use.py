@@ -283,7 +283,8 @@ def run(quick=False, verbose=False):
 # Report
 
 
-def _fmt(value, spec):
+def fmt_or_fail(value, spec):
+    """``value`` formatted by ``spec``; ``"fail"`` for a failed fit (``None``)."""
     return "fail" if value is None else format(value, spec)
 
 
@@ -309,7 +310,7 @@ def markdown_tables(results):
         best = max(v for v in scores.values() if v is not None)
         cells = []
         for m in names:
-            cell = _fmt(scores[m], ".3f")
+            cell = fmt_or_fail(scores[m], ".3f")
             # Within 0.005 of the best counts as a tie.
             if scores[m] is not None and scores[m] >= best - 0.005:
                 cell = f"**{cell}**"
@@ -333,7 +334,7 @@ def markdown_tables(results):
     ]
     for name, entry in results.items():
         cells = [
-            f"{_fmt(r['mse'], '.4g')} / {_fmt(r['fit_ms'], '.0f')}"
+            f"{fmt_or_fail(r['mse'], '.4g')} / {fmt_or_fail(r['fit_ms'], '.0f')}"
             for r in entry["models"].values()
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -360,18 +361,26 @@ def header():
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small data sets only")
+def report_parser(doc, quick_help):
+    """The command line of this benchmark and of those built on it: ``--quick``, the outputs, ``-v``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--output", help="also write the tables to this markdown file")
     parser.add_argument("--json", help="also write every number to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def run_and_report(args, run, tables, preamble=""):
+    """Run ``run()`` on one thread; print and write (``--output``, ``--json``) the report.
+
+    The report is the environment (:func:`header`), ``preamble``,
+    ``tables(results)`` and the total wall time.
+    """
     start = time.perf_counter()
     with threadpool_limits(limits=1):
-        results = run(quick=args.quick, verbose=args.verbose)
-    text = f"{header()}\n\n{markdown_tables(results)}\n"
+        results = run()
+    text = f"{header()}\n\n{preamble}{tables(results)}\n"
     text += f"\n(total {time.perf_counter() - start:.0f} s)\n"
     print(text)
     if args.output:
@@ -379,6 +388,11 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
+
+
+def main(argv=None):
+    args = report_parser(__doc__, quick_help="small data sets only").parse_args(argv)
+    return run_and_report(args, lambda: run(quick=args.quick, verbose=args.verbose), markdown_tables)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,28 @@
-"""Parameter descriptions shared by both estimators, written once (numpydoc)."""
+"""Docstring text written once and shared: numpydoc entries and the filler that inserts them.
 
+An entry is written as it stands in a class's or function's docstring (the
+name line at an indentation of four spaces, its description at eight), with
+the first line's indentation left out. A docstring names an entry by a line
+``%(name)s`` alone; :func:`doc_filler` replaces the line by the entry,
+re-indented to the placeholder's indentation, so the same entry serves a
+function (four spaces) and a method (eight).
+"""
+
+import re
+import textwrap
+
+# The indentation an entry is written at (see the module docstring).
+_ENTRY_INDENT = " " * 4
+# A placeholder: ``%(name)s`` alone on its line, after its indentation.
+_PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)
+
+
+def join_entries(*entries):
+    """One entry made of several, in order (a placeholder for a block of parameters)."""
+    return ("\n" + _ENTRY_INDENT).join(entries)
+
+
+# Parameters, attributes and returned values of both estimators.
 SHARED_DOC = {
     "n_experts": """n_experts : int, default=4
         Number of experts (regions of the input space).""",
@@ -156,19 +179,151 @@ SHARED_DOC = {
 }
 
 
-def fill_doc(obj):
-    """Substitute the shared parameter descriptions into ``obj.__doc__``.
+# Parameters and returned values of the synthetic data generators of
+# :mod:`skmoe.datasets`.
+DATASETS_DOC = {
+    "n_samples": """n_samples : int, default=1000
+        Number of samples.""",
+    "n_features": """n_features : int, default=2
+        Number of input features.""",
+    "gate_sharpness": """gate_sharpness : float, default=5.0
+        Positive scale of the gate logits: small values blur the regions into
+        each other, large values make them almost hard.""",
+    "return_labels": """return_labels : bool, default=False
+        If True, also return the index of the expert that generated each
+        sample, after ``y``.""",
+    "return_params": """return_params : bool, default=False
+        If True, also return the parameters of the generating model, last.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+        Seed of every random draw. Pass an int for reproducible output.""",
+    "X": """X : ndarray of shape (n_samples, n_features)
+        Input samples.""",
+    "labels": """labels : ndarray of shape (n_samples,)
+        Only if ``return_labels=True``; the index of the expert that
+        generated each sample.""",
+}
+DATASETS_DOC["family_sizes"] = join_entries(
+    DATASETS_DOC["n_samples"],
+    DATASETS_DOC["n_features"],
+    """n_experts : int, default=2
+        Number of regions, each with its own expert.""",
+)
+DATASETS_DOC["family_options"] = join_entries(
+    *(DATASETS_DOC[name] for name in ("gate_sharpness", "return_labels", "return_params", "random_state"))
+)
+
+# Text shared by the displays of :mod:`skmoe.inspection`.
+DISPLAYS_DOC = {
+    "colors": """colors : str or list of colors, default=None
+        Colour of each expert: ``None`` for the qualitative ``tab10``
+        colormap (``tab20`` beyond 10 experts), the name of a matplotlib
+        colormap, or a list of ``n_experts`` matplotlib colours. Every
+        display has the same default, so an expert has one colour in all.""",
+    "ax_figure": """ax_ : matplotlib.axes.Axes
+        The axes drawn on.
+    figure_ : matplotlib.figure.Figure
+        The figure of ``ax_``.""",
+    "estimator": """estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
+        Fitted estimator: a mixture of experts, or a
+        :class:`~sklearn.pipeline.Pipeline` whose last step is one. For a
+        pipeline, ``X``, the plotted features, ``fixed_values``, the grid
+        and the axes are in the units of the pipeline's input; the grid
+        (and the data) are passed through the steps before the mixture.""",
+    "raises": """TypeError
+        If ``estimator`` is neither a mixture of experts nor a pipeline
+        ending in one.
+    sklearn.exceptions.NotFittedError
+        If the estimator is not fitted.""",
+    # The start of every example that draws: a backend without a screen.
+    "example_plt": """>>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt""",
+    # The start of the examples that draw a fitted estimator: two experts
+    # split on the sign of the first of two features.
+    "example_fit": """>>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, size=(200, 2))
+    >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
+    >>> moe = MixtureOfExpertsRegressor(n_experts=2, n_init=2, random_state=0).fit(X, y)""",
+}
+
+# The start of the examples of :mod:`skmoe.inference`: two linear experts
+# behind a logistic gate, fitted by maximum likelihood (no gate penalty).
+INFERENCE_DOC = {
+    "example_fit": """>>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, (500, 1))
+    >>> second = rng.uniform(size=500) < 1 / (1 + np.exp(-2 * X[:, 0]))  # a soft gate
+    >>> y = np.where(second, 4 + 3 * X[:, 0], 1 - 2 * X[:, 0]) + 0.5 * rng.randn(500)
+    >>> moe = MixtureOfExpertsRegressor(2, gate_alpha=0, random_state=0).fit(X, y)""",
+}
+
+
+def _reindent(entry, indent):
+    """``entry``, written at the indentation ``_ENTRY_INDENT``, moved to ``indent``."""
+    first, *rest = entry.split("\n")
+    for line in rest:
+        if line.strip() and not line.startswith(_ENTRY_INDENT):
+            raise ValueError(f"docstring entry {first!r} is not indented by {len(_ENTRY_INDENT)}")
+    rest = [line[len(_ENTRY_INDENT):] for line in rest]
+    return textwrap.indent("\n".join([first, *rest]), indent)
+
+
+def fill_docstring(doc, entries):
+    """Replace each placeholder line of ``doc`` by its entry of ``entries``.
 
     Parameters
     ----------
-    obj : type or callable
-        Object whose docstring holds ``%(name)s`` placeholders.
+    doc : str
+        A docstring with ``%(name)s`` placeholders, each alone on its line.
+    entries : dict of str to str
+        The entries, by name, written as the module docstring says.
 
     Returns
     -------
-    obj : type or callable
-        The same object, docstring filled.
+    doc : str
+        The docstring with every placeholder replaced.
+
+    Raises
+    ------
+    KeyError
+        If a placeholder names no entry.
     """
-    if obj.__doc__:
-        obj.__doc__ = obj.__doc__ % SHARED_DOC
-    return obj
+    return _PLACEHOLDER.sub(lambda m: _reindent(entries[m.group(2)], m.group(1)), doc)
+
+
+def doc_filler(entries):
+    """A decorator that fills the docstring of what it decorates from ``entries``.
+
+    Parameters
+    ----------
+    entries : dict of str to str
+        The entries, by name (see :func:`fill_docstring`).
+
+    Returns
+    -------
+    fill : callable
+        Takes a class or a function, fills its ``__doc__`` in place (for a
+        class, also those of the methods and properties it defines) and
+        returns it.
+    """
+
+    def fill(obj):
+        if obj.__doc__:
+            obj.__doc__ = fill_docstring(obj.__doc__, entries)
+        if isinstance(obj, type):
+            for member in vars(obj).values():
+                member = getattr(member, "__func__", getattr(member, "fget", member))
+                if callable(member) and member.__doc__:
+                    member.__doc__ = fill_docstring(member.__doc__, entries)
+        return obj
+
+    return fill
+
+
+# Fills the estimators' docstrings.
+fill_doc = doc_filler(SHARED_DOC)

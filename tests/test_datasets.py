@@ -12,7 +12,10 @@ from sklearn.utils import Bunch
 from skmoe.datasets import (
     gated_regression_mean,
     load_motorcycle,
+    make_contaminated_regression,
+    make_count_regression,
     make_gated_regression,
+    make_positive_regression,
     make_xor_blobs,
 )
 from tests._tolerances import tol
@@ -259,6 +262,54 @@ def test_gated_regression_mean_checks_features():
 def test_make_gated_regression_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_gated_regression(**{"return_labels": False, **kwargs})
+
+
+# --------------------------------------------------------------------------
+# Every gated generator: the arguments, the draws and the output they share
+
+GATED_GENERATORS = [
+    make_gated_regression,
+    make_count_regression,
+    make_positive_regression,
+    make_contaminated_regression,
+]
+
+
+@pytest.mark.parametrize("make", GATED_GENERATORS)
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_features": 1.5}, "n_features"),
+        ({"n_experts": 0}, "n_experts"),
+        ({"gate_sharpness": -1.0}, "gate_sharpness"),
+        ({"return_params": "yes"}, "return_params"),
+        ({"return_labels": None}, "return_labels"),
+    ],
+)
+def test_gated_generators_check_shared_arguments(make, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make(**{"return_labels": False, **kwargs})
+
+
+@pytest.mark.parametrize("make", GATED_GENERATORS)
+def test_gated_generators_share_gate_and_labels(make):
+    # The gate is drawn first, the same way for every family: the same seed
+    # gives the same gate whatever the experts.
+    X, _, labels, params = make(
+        400, 3, 3, return_labels=True, return_params=True, random_state=0
+    )
+    X_ref, _, labels_ref, params_ref = make_gated_regression(
+        400, 3, 3, return_labels=True, return_params=True, random_state=0
+    )
+    assert_array_equal(params["gate_coef"], params_ref["gate_coef"])
+    assert_array_equal(params["gate_intercept"], params_ref["gate_intercept"])
+    assert params["gate_sharpness"] == params_ref["gate_sharpness"]
+    for name, shape in PARAM_SHAPES.items():
+        if name in params:
+            assert params[name].shape == shape(3, 3), name
+    assert X.shape == X_ref.shape and labels.shape == labels_ref.shape
+    assert set(np.unique(labels)) <= {0, 1, 2}
 
 
 # --------------------------------------------------------------------------

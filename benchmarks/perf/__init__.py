@@ -12,6 +12,7 @@ times whole fits against R's flexmix. Modules:
 * :mod:`perf.targets`: ratios, targets and the summary table;
 * :mod:`perf.memory`: peak memory of a fit, in subprocesses;
 * :mod:`perf.correctness`: a fit recovers a known model;
+* :mod:`perf.rscript`: running the R scripts of ``flexmix/`` and reading their results;
 * :mod:`perf.threads`: the measurement behind the thread rule of ``skmoe.utils._threads``.
 """
 

@@ -14,10 +14,7 @@ Held-out mean log-likelihood: both fitted models' parameters go through
 equals ``log_prob``, checked on every run).
 """
 
-import subprocess
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 from scipy.special import log_softmax
@@ -26,8 +23,8 @@ from skmoe import MixtureOfExpertsRegressor
 from skmoe.datasets import make_gated_regression
 
 from .cpu import cpu_and_wall
+from .rscript import run_rscript
 
-R_SCRIPT = Path(__file__).resolve().parents[1] / "flexmix" / "speed.R"
 N_FEATURES = 5
 N_EXPERTS = 3
 NOISE = 0.5
@@ -50,11 +47,6 @@ def make_data(n_train, n_test=N_TEST, seed=0):
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
 
-def write_csv(path, X, y):
-    header = ",".join([f"x{j + 1}" for j in range(X.shape[1])] + ["y"])
-    np.savetxt(path, np.c_[X, y], delimiter=",", header=header, comments="", fmt="%.17g")
-
-
 def mixture_log_likelihood(X, y, gate_coef, gate_intercept, coef, intercept, sigma):
     """Mean log-likelihood of a softmax-gated mixture of Gaussian linear experts.
 
@@ -75,28 +67,9 @@ def mixture_log_likelihood(X, y, gate_coef, gate_intercept, coef, intercept, sig
 
 def flexmix_fit(X, y, *, k=N_EXPERTS, nrep=N_RESTARTS, tol=TOL, max_iter=MAX_ITER):
     """flexmix's fit through ``Rscript``: CPU seconds (R's own ``system.time``) and parameters."""
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "train.csv", Path(tmp) / "out.txt"
-        write_csv(data, X, y)
-        subprocess.run(
-            ["Rscript", str(R_SCRIPT), str(data), str(k), str(nrep), repr(tol), str(max_iter), str(out)],
-            check=True, capture_output=True,
-        )
-        lines = out.read_text().splitlines()
-    result, comps, gates = {}, [], []
-    for line in lines:
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] in ("cpu", "loglik"):
-            result[parts[0]] = float(parts[1])
-        elif parts[0] in ("iter", "k"):
-            result[parts[0]] = int(parts[1])
-        elif parts[0] == "comp":
-            comps.append([float(v) for v in parts[2:]])
-        elif parts[0] == "gate":
-            gates.append([float(v) for v in parts[2:]])
-    comps, gates = np.array(comps), np.array(gates)
+    result = run_rscript("speed.R", X, y, k, nrep, repr(tol), max_iter)
+    comps, gates = result.pop("comp"), result.pop("gate")
+    result["iter"], result["k"] = int(result["iter"]), int(result["k"])
     result["params"] = {
         "intercept": comps[:, 0], "coef": comps[:, 1:-1], "sigma": comps[:, -1],
         "gate_intercept": gates[:, 0], "gate_coef": gates[:, 1:],

@@ -45,7 +45,9 @@ class Report:
             self.line(text)
 
     def write(self, path):
-        Path(path).write_text("\n".join(self.markdown).lstrip() + "\n")
+        """Write the markdown copy to ``path`` (nothing for ``None``, an ``--output`` not given)."""
+        if path is not None:
+            Path(path).write_text("\n".join(self.markdown).lstrip() + "\n")
 
 
 def _numeric(text):

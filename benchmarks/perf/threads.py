@@ -115,8 +115,7 @@ def main(output=None):
           f"{c2 / c1:.2f}", f"{w2 / w1:.2f}"] for n, nd, c1, w1, c2, w2 in openmp_rows()],
     )
     report.line(f"load average after: {load_average():.1f}")
-    if output:
-        report.write(output)
+    report.write(output)
     return 0
 
 

@@ -18,17 +18,17 @@ from numbers import Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._docstrings import DATASETS_DOC, doc_filler
 from ._samples_generator import (
-    _check_flags,
+    _check_generator_args,
     _check_noise,
     _check_real,
-    _check_sizes,
-    _draw_gate,
-    _draw_labels,
+    _draw_gated_sample,
     _linear_experts,
-    _model_params,
     _output,
 )
+
+_fill_doc = doc_filler(DATASETS_DOC)
 
 
 def _check_per_expert(value, name, n_experts):
@@ -57,6 +57,7 @@ def _log_linear_experts(rng, n_experts, n_features):
     return coef, intercept
 
 
+@_fill_doc
 def make_count_regression(
     n_samples=1000,
     n_features=2,
@@ -84,29 +85,15 @@ def make_count_regression(
 
     Parameters
     ----------
-    n_samples : int, default=1000
-        Number of samples.
-    n_features : int, default=2
-        Number of input features.
-    n_experts : int, default=2
-        Number of regions, each with its own Poisson expert.
-    gate_sharpness : float, default=5.0
-        Positive scale of the gate logits.
-    return_labels : bool, default=False
-        If True, also return the index of the expert of each sample, after ``y``.
-    return_params : bool, default=False
-        If True, also return the parameters of the generating model, last.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the random draws. Pass an int for reproducible output.
+    %(family_sizes)s
+    %(family_options)s
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Input samples.
+    %(X)s
     y : ndarray of shape (n_samples,)
         Counts (float64 integers).
-    labels : ndarray of shape (n_samples,)
-        Only if ``return_labels=True``; the expert of each sample.
+    %(labels)s
     params : dict
         Only if ``return_params=True``: ``gate_coef`` (n_experts,
         n_features), ``gate_intercept`` (n_experts,), ``gate_sharpness``,
@@ -127,23 +114,20 @@ def make_count_regression(
     >>> params["expert_coef"].shape
     (2, 2)
     """
-    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
-    gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
-    _check_flags(return_labels=return_labels, return_params=return_params)
+    n_samples, n_features, n_experts, gate_sharpness = _check_generator_args(
+        n_samples, n_features, n_experts, gate_sharpness,
+        return_labels=return_labels, return_params=return_params,
+    )
     rng = check_random_state(random_state)
 
-    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
-    expert_coef, expert_intercept = _log_linear_experts(rng, n_experts, n_features)
-    X = rng.standard_normal((n_samples, n_features))
-    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
-    rate = np.exp(np.einsum("ij,ij->i", X, expert_coef[labels]) + expert_intercept[labels])
-    y = rng.poisson(rate).astype(np.float64)
-    params = _model_params(
-        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept
+    X, labels, log_rate, params = _draw_gated_sample(
+        rng, n_samples, n_features, n_experts, gate_sharpness, _log_linear_experts
     )
+    y = rng.poisson(np.exp(log_rate)).astype(np.float64)
     return _output(X, y, labels, params, return_labels, return_params)
 
 
+@_fill_doc
 def make_positive_regression(
     n_samples=1000,
     n_features=2,
@@ -170,31 +154,17 @@ def make_positive_regression(
 
     Parameters
     ----------
-    n_samples : int, default=1000
-        Number of samples.
-    n_features : int, default=2
-        Number of input features.
-    n_experts : int, default=2
-        Number of regions, each with its own Gamma expert.
+    %(family_sizes)s
     shape : float or array-like of shape (n_experts,), default=5.0
         Gamma shape of every expert, or one per expert; positive.
-    gate_sharpness : float, default=5.0
-        Positive scale of the gate logits.
-    return_labels : bool, default=False
-        If True, also return the index of the expert of each sample, after ``y``.
-    return_params : bool, default=False
-        If True, also return the parameters of the generating model, last.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the random draws. Pass an int for reproducible output.
+    %(family_options)s
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Input samples.
+    %(X)s
     y : ndarray of shape (n_samples,)
         Positive responses.
-    labels : ndarray of shape (n_samples,)
-        Only if ``return_labels=True``; the expert of each sample.
+    %(labels)s
     params : dict
         Only if ``return_params=True``: the keys of
         :func:`make_count_regression` (the mean on the log scale) and
@@ -211,26 +181,24 @@ def make_positive_regression(
     >>> bool((y > 0).all())
     True
     """
-    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
+    n_samples, n_features, n_experts, gate_sharpness = _check_generator_args(
+        n_samples, n_features, n_experts, gate_sharpness,
+        return_labels=return_labels, return_params=return_params,
+    )
     shape = _check_per_expert(shape, "shape", n_experts)
-    gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
-    _check_flags(return_labels=return_labels, return_params=return_params)
     rng = check_random_state(random_state)
 
-    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
-    expert_coef, expert_intercept = _log_linear_experts(rng, n_experts, n_features)
-    X = rng.standard_normal((n_samples, n_features))
-    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
-    mean = np.exp(np.einsum("ij,ij->i", X, expert_coef[labels]) + expert_intercept[labels])
-    y = rng.gamma(shape[labels], mean / shape[labels])
+    X, labels, log_mean, params = _draw_gated_sample(
+        rng, n_samples, n_features, n_experts, gate_sharpness, _log_linear_experts
+    )
+    y = rng.gamma(shape[labels], np.exp(log_mean) / shape[labels])
     # A Gamma draw can underflow to 0 for tiny shapes: keep the support y > 0.
     y = np.maximum(y, np.finfo(np.float64).tiny)
-    params = _model_params(
-        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, shape=shape
-    )
+    params["shape"] = shape
     return _output(X, y, labels, params, return_labels, return_params)
 
 
+@_fill_doc
 def make_contaminated_regression(
     n_samples=1000,
     n_features=2,
@@ -259,40 +227,26 @@ def make_contaminated_regression(
 
     Parameters
     ----------
-    n_samples : int, default=1000
-        Number of samples.
-    n_features : int, default=2
-        Number of input features.
-    n_experts : int, default=2
-        Number of regions, each with its own linear expert.
+    %(family_sizes)s
     noise : float or array-like of shape (n_experts,), default=0.1
         Standard deviation of the Gaussian noise of the clean samples.
     outlier_fraction : float in [0, 1), default=0.05
         Fraction of samples with a gross error (rounded to a count).
     outlier_scale : float, default=10.0
         Size of the gross errors, in standard deviations of the clean ``y``.
-    gate_sharpness : float, default=5.0
-        Positive scale of the gate logits.
-    return_labels : bool, default=False
-        If True, also return the index of the expert of each sample, after ``y``.
-    return_params : bool, default=False
-        If True, also return the parameters of the generating model, last.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the random draws. Pass an int for reproducible output.
+    %(family_options)s
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Input samples.
+    %(X)s
     y : ndarray of shape (n_samples,)
         Targets, outliers included.
-    labels : ndarray of shape (n_samples,)
-        Only if ``return_labels=True``; the expert of each sample (outliers
-        keep the label of the expert that made their clean target).
+    %(labels)s
     params : dict
         Only if ``return_params=True``: the keys of
         :func:`make_gated_regression`'s ``params`` and ``outliers``, a
-        boolean mask of shape (n_samples,) of the contaminated samples.
+        boolean mask of shape (n_samples,) of the contaminated samples
+        (which keep the label of the expert that made their clean target).
 
     See Also
     --------
@@ -305,31 +259,25 @@ def make_contaminated_regression(
     >>> int(params["outliers"].sum())
     50
     """
-    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
+    n_samples, n_features, n_experts, gate_sharpness = _check_generator_args(
+        n_samples, n_features, n_experts, gate_sharpness,
+        return_labels=return_labels, return_params=return_params,
+    )
     noise_std = _check_noise(noise, n_experts)
     if isinstance(outlier_fraction, (bool, np.bool_)) or not isinstance(outlier_fraction, Real) or not (
         0 <= outlier_fraction < 1
     ):
         raise ValueError(f"outlier_fraction must be a number in [0, 1), got {outlier_fraction!r}.")
     outlier_scale = _check_real(outlier_scale, "outlier_scale", positive=False)
-    gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
-    _check_flags(return_labels=return_labels, return_params=return_params)
     rng = check_random_state(random_state)
 
-    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
-    expert_coef, expert_intercept = _linear_experts(rng, n_experts, n_features)
-    X = rng.standard_normal((n_samples, n_features))
-    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
-    y = (
-        np.einsum("ij,ij->i", X, expert_coef[labels])
-        + expert_intercept[labels]
-        + noise_std[labels] * rng.standard_normal(n_samples)
+    X, labels, linear, params = _draw_gated_sample(
+        rng, n_samples, n_features, n_experts, gate_sharpness, _linear_experts
     )
+    y = linear + noise_std[labels] * rng.standard_normal(n_samples)
     n_outliers = round(outlier_fraction * n_samples)
     outliers = np.zeros(n_samples, dtype=bool)
     outliers[rng.choice(n_samples, size=n_outliers, replace=False)] = True
     y[outliers] += outlier_scale * y.std() * rng.standard_normal(n_outliers)
-    params = _model_params(
-        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, noise_std=noise_std, outliers=outliers
-    )
+    params.update(noise_std=noise_std, outliers=outliers)
     return _output(X, y, labels, params, return_labels, return_params)

@@ -7,12 +7,16 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.utils import check_random_state
 
+from .._docstrings import DATASETS_DOC, doc_filler
+
 # Size of the reference sample used to balance the gate regions, and the
 # number of balancing sweeps; both fixed so that a ``random_state`` always
 # gives the same data set.
 _N_REFERENCE = 2000
 _N_BALANCE_SWEEPS = 100
 _N_GATE_CANDIDATES = 20
+
+_fill_doc = doc_filler(DATASETS_DOC)
 
 
 def _check_int(value, name, min_val):
@@ -127,6 +131,18 @@ def _check_flags(**flags):
             raise ValueError(f"{name} must be a bool, got {value!r}.")
 
 
+def _check_generator_args(n_samples, n_features, n_experts, gate_sharpness, **flags):
+    """The arguments every gated generator takes, validated.
+
+    Returns ``(n_samples, n_features, n_experts, gate_sharpness)`` as ints and
+    a float > 0; ``flags`` (``return_labels=...``) must be bools.
+    """
+    sizes = _check_sizes(n_samples, n_features, n_experts)
+    gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
+    _check_flags(**flags)
+    return (*sizes, gate_sharpness)
+
+
 def _draw_gate(rng, n_features, n_experts, gate_sharpness):
     """The gate's well-separated directions and balancing intercepts."""
     gate_coef = _draw_gate_directions(rng, n_experts, n_features)
@@ -150,16 +166,27 @@ def _linear_experts(rng, n_experts, n_features):
     return expert_coef, expert_intercept
 
 
-def _model_params(gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, **extra):
-    """The ``params`` dict of a generator: the gate's and experts' parameters, then ``extra``."""
-    return {
+def _draw_gated_sample(rng, n_samples, n_features, n_experts, gate_sharpness, draw_experts):
+    """The model's parameters, then the inputs and labels, in a fixed order of draws.
+
+    ``draw_experts(rng, n_experts, n_features)`` gives the experts'
+    ``(coef, intercept)``. Returns ``X``, ``labels``, the linear predictor
+    ``expert_coef[label] @ x + expert_intercept[label]`` of each sample, and
+    the ``params`` dict of the gate's and experts' parameters.
+    """
+    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
+    expert_coef, expert_intercept = draw_experts(rng, n_experts, n_features)
+    X = rng.standard_normal((n_samples, n_features))
+    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
+    linear = np.einsum("ij,ij->i", X, expert_coef[labels]) + expert_intercept[labels]
+    params = {
         "gate_coef": gate_coef,
         "gate_intercept": gate_intercept,
         "gate_sharpness": gate_sharpness,
         "expert_coef": expert_coef,
         "expert_intercept": expert_intercept,
-        **extra,
     }
+    return X, labels, linear, params
 
 
 def _output(X, y, labels, params, return_labels, return_params):
@@ -219,6 +246,7 @@ def gated_regression_mean(X, params):
     return np.sum(gate * expert_mean, axis=1)
 
 
+@_fill_doc
 def make_gated_regression(
     n_samples=1000,
     n_features=2,
@@ -251,18 +279,14 @@ def make_gated_regression(
 
     Parameters
     ----------
-    n_samples : int, default=1000
-        Number of samples.
-    n_features : int, default=2
-        Number of input features.
+    %(n_samples)s
+    %(n_features)s
     n_experts : int, default=3
         Number of regions, each with its own linear expert.
     noise : float or array-like of shape (n_experts,), default=0.1
         Standard deviation of the Gaussian noise, the same for every expert
         (a float) or one per expert (an array). Must be non-negative.
-    gate_sharpness : float, default=5.0
-        Positive scale of the gate logits: small values blur the regions into
-        each other, large values make them almost hard.
+    %(gate_sharpness)s
     return_labels : bool, default=True
         If True, also return the index of the expert that generated each
         sample, after ``y``.
@@ -277,21 +301,15 @@ def make_gated_regression(
            out returns the labels and issues a ``FutureWarning``; pass
            ``return_labels=True`` or ``False`` to silence it.
 
-    return_params : bool, default=False
-        If True, also return the parameters of the generating model, last.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the random draws (parameters, inputs, labels and noise). Pass
-        an int for reproducible output.
+    %(return_params)s
+    %(random_state)s
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Input samples.
+    %(X)s
     y : ndarray of shape (n_samples,)
         Targets.
-    labels : ndarray of shape (n_samples,)
-        Only if ``return_labels=True``; the index of the expert that
-        generated each sample.
+    %(labels)s
     params : dict
         Only if ``return_params=True``; the generating model, with keys
 
@@ -331,10 +349,13 @@ def make_gated_regression(
     >>> params["expert_coef"].shape, params["noise_std"].tolist()
     ((2, 2), [0.1, 0.5])
     """
-    n_samples, n_features, n_experts = _check_sizes(n_samples, n_features, n_experts)
+    warn_labels = isinstance(return_labels, str) and return_labels == "warn"
+    n_samples, n_features, n_experts, gate_sharpness = _check_generator_args(
+        n_samples, n_features, n_experts, gate_sharpness,
+        return_labels=True if warn_labels else return_labels, return_params=return_params,
+    )
     noise_std = _check_noise(noise, n_experts)
-    gate_sharpness = _check_real(gate_sharpness, "gate_sharpness", positive=True)
-    if isinstance(return_labels, str) and return_labels == "warn":
+    if warn_labels:
         warnings.warn(
             "make_gated_regression returns (X, y, labels) but will return "
             "(X, y) from version 0.3, like scikit-learn's generators. Pass "
@@ -344,26 +365,17 @@ def make_gated_regression(
             stacklevel=2,
         )
         return_labels = True
-    _check_flags(return_labels=return_labels, return_params=return_params)
     rng = check_random_state(random_state)
 
-    # The model's parameters first, then the data, in a fixed order.
-    gate_coef, gate_intercept = _draw_gate(rng, n_features, n_experts, gate_sharpness)
-    expert_coef, expert_intercept = _linear_experts(rng, n_experts, n_features)
-
-    X = rng.standard_normal((n_samples, n_features))
-    labels = _draw_labels(rng, X, gate_coef, gate_intercept, gate_sharpness)
-    eps = rng.standard_normal(n_samples)
-    y = (
-        np.einsum("ij,ij->i", X, expert_coef[labels])
-        + expert_intercept[labels]
-        + noise_std[labels] * eps
+    X, labels, linear, params = _draw_gated_sample(
+        rng, n_samples, n_features, n_experts, gate_sharpness, _linear_experts
     )
-    params = _model_params(
-        gate_coef, gate_intercept, gate_sharpness, expert_coef, expert_intercept, noise_std=noise_std
-    )
+    y = linear + noise_std[labels] * rng.standard_normal(n_samples)
+    params["noise_std"] = noise_std
     return _output(X, y, labels, params, return_labels, return_params)
 
+
+@_fill_doc
 def make_xor_blobs(n_samples=400, *, noise=0.3, random_state=None):
     """Generate four Gaussian blobs labelled by the XOR of their signs.
 
@@ -381,8 +393,7 @@ def make_xor_blobs(n_samples=400, *, noise=0.3, random_state=None):
         blobs.
     noise : float, default=0.3
         Standard deviation of each blob (non-negative).
-    random_state : int, RandomState instance or None, default=None
-        Seed of the random draws. Pass an int for reproducible output.
+    %(random_state)s
 
     Returns
     -------

@@ -11,7 +11,7 @@ from sklearn.utils.validation import validate_data
 
 from .._solvers import GenericSolver
 from ._model import select_columns, total_log_likelihood
-from ._utils import import_pandas
+from ._utils import fill_doc, import_pandas
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -51,6 +51,8 @@ class BootstrapResult:
     See Also
     --------
     bootstrap_n_experts : Computes it.
+    LikelihoodRatioResult : The chi-squared test between nested fits with the
+        same number of experts.
 
     Examples
     --------
@@ -136,6 +138,7 @@ def _replicate(estimator, null, k, X, seeds):
     return statistic, bool(caught)
 
 
+@fill_doc
 def bootstrap_n_experts(estimator, X, y, *, n_experts=(1, 2, 3), n_bootstrap=100,
                         significance=0.05, n_jobs=None, random_state=None, verbose=0):
     """Parametric bootstrap test of ``k`` against ``k + 1`` experts, as mixtools' ``boot.comp``.
@@ -208,13 +211,8 @@ def bootstrap_n_experts(estimator, X, y, *, n_experts=(1, 2, 3), n_bootstrap=100
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from skmoe import MixtureOfExpertsRegressor
+    %(example_fit)s
     >>> from skmoe.inference import bootstrap_n_experts
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.uniform(-3, 3, (200, 1))
-    >>> y = np.where(X[:, 0] < 0, -2 * X[:, 0], 3 * X[:, 0]) + 0.5 * rng.randn(200)
-    >>> moe = MixtureOfExpertsRegressor(gate_alpha=0, max_iter=50)
     >>> result = bootstrap_n_experts(moe, X, y, n_experts=(1,), n_bootstrap=9, random_state=0)
     >>> float(result.p_value[0])
     0.1

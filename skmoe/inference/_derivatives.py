@@ -90,7 +90,7 @@ class LikelihoodDerivatives:
         Parameters
         ----------
         y : ndarray of shape (n_samples,)
-            Target.
+            The observed targets.
         mu_T : ndarray of shape (n_experts, n_samples)
             Predicted means.
         tau : ndarray of shape (n_experts, m)

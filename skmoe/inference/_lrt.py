@@ -1,6 +1,7 @@
 """Likelihood-ratio test between two nested fitted mixtures with the same number of experts."""
 
 import warnings
+from dataclasses import dataclass
 
 from scipy.stats import chi2
 from sklearn.utils.validation import check_is_fitted
@@ -8,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._model import not_ml_reasons, total_log_likelihood
 
 
+@dataclass(eq=False, repr=False)
 class LikelihoodRatioResult:
     """Result of :func:`likelihood_ratio_test`.
 
@@ -34,6 +36,8 @@ class LikelihoodRatioResult:
     See Also
     --------
     likelihood_ratio_test : Computes it.
+    BootstrapResult : The test between different numbers of experts, where
+        the chi-squared reference does not hold.
 
     Examples
     --------
@@ -42,12 +46,11 @@ class LikelihoodRatioResult:
     LikelihoodRatioResult(statistic=3.84, df=1, p_value=0.05)
     """
 
-    def __init__(self, statistic, df, p_value, log_likelihood_restricted, log_likelihood_full):
-        self.statistic = statistic
-        self.df = df
-        self.p_value = p_value
-        self.log_likelihood_restricted = log_likelihood_restricted
-        self.log_likelihood_full = log_likelihood_full
+    statistic: float
+    df: int
+    p_value: float
+    log_likelihood_restricted: float
+    log_likelihood_full: float
 
     def __repr__(self):
         return (

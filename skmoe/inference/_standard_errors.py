@@ -1,16 +1,19 @@
 """Standard errors from the observed information, and the table that reports them."""
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm
 
 from ._model import MixtureModel
-from ._utils import import_pandas
+from ._utils import fill_doc, import_pandas
 
 _COLUMNS = ("estimate", "std_err", "z", "p_value", "ci_low", "ci_high")
 
 
+@fill_doc
+@dataclass(eq=False, repr=False)
 class ParameterTable:
     """Estimates, standard errors, Wald tests and confidence intervals of a fitted mixture.
 
@@ -61,14 +64,8 @@ class ParameterTable:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from skmoe import MixtureOfExpertsRegressor
+    %(example_fit)s
     >>> from skmoe.inference import standard_errors
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.uniform(-3, 3, (500, 1))
-    >>> second = rng.uniform(size=500) < 1 / (1 + np.exp(-2 * X[:, 0]))
-    >>> y = np.where(second, 4 + 3 * X[:, 0], 1 - 2 * X[:, 0]) + 0.5 * rng.randn(500)
-    >>> moe = MixtureOfExpertsRegressor(2, gate_alpha=0, random_state=0).fit(X, y)
     >>> table = standard_errors(moe, X, y)
     >>> len(table), table.component[:3], table.term[:3]
     (8, ['expert 0', 'expert 0', 'expert 0'], ['(intercept)', 'x0', 'sigma'])
@@ -79,24 +76,25 @@ class ParameterTable:
     x0               1.76     0.16  11.31     0.00    1.45     2.06
     """
 
-    def __init__(self, component, term, estimate, std_err, z, p_value, ci_low, ci_high,
-                 covariance, confidence_level, reference, log_likelihood, n_samples,
-                 maximum_likelihood, note):
-        self.component = list(component)
-        self.term = list(term)
-        self.estimate = estimate
-        self.std_err = std_err
-        self.z = z
-        self.p_value = p_value
-        self.ci_low = ci_low
-        self.ci_high = ci_high
-        self.covariance = covariance
-        self.confidence_level = confidence_level
-        self.reference = reference
-        self.log_likelihood = log_likelihood
-        self.n_samples = n_samples
-        self.maximum_likelihood = maximum_likelihood
-        self.note = note
+    component: list
+    term: list
+    estimate: np.ndarray
+    std_err: np.ndarray
+    z: np.ndarray
+    p_value: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    covariance: np.ndarray
+    confidence_level: float
+    reference: int
+    log_likelihood: float
+    n_samples: float
+    maximum_likelihood: bool
+    note: str
+
+    def __post_init__(self):
+        self.component = list(self.component)
+        self.term = list(self.term)
 
     def __len__(self):
         return len(self.term)
@@ -171,6 +169,7 @@ def _fmt(value, spec):
     return f"{'':>{width}}" if np.isnan(value) else format(value, ">" + spec)
 
 
+@fill_doc
 def standard_errors(model, X, y, *, sample_weight=None, reference=0, confidence_level=0.95):
     """Standard errors of a fitted mixture of linear experts, from the observed information.
 
@@ -249,14 +248,8 @@ def standard_errors(model, X, y, *, sample_weight=None, reference=0, confidence_
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from skmoe import MixtureOfExpertsRegressor
+    %(example_fit)s
     >>> from skmoe.inference import order_experts, standard_errors
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.uniform(-3, 3, (500, 1))
-    >>> second = rng.uniform(size=500) < 1 / (1 + np.exp(-2 * X[:, 0]))  # a soft gate
-    >>> y = np.where(second, 4 + 3 * X[:, 0], 1 - 2 * X[:, 0]) + 0.5 * rng.randn(500)
-    >>> moe = MixtureOfExpertsRegressor(2, gate_alpha=0, random_state=0).fit(X, y)
     >>> order = order_experts(moe, X)  # expert 0 has the lower mean prediction
     >>> table = standard_errors(moe, X, y)
     >>> [round(float(b), 1) for b in table.estimate[[1, 4]]]  # the slopes

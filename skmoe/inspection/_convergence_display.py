@@ -2,7 +2,10 @@
 
 import numpy as np
 
+from .._docstrings import DISPLAYS_DOC, doc_filler
 from ._plot_utils import _check_from_estimator, _check_matplotlib, _style_kwargs
+
+_fill_doc = doc_filler(DISPLAYS_DOC)
 
 # Styles of the restarts other than the best, by restart index: restarts that
 # reach the same curve (n_init restarts from one init, say) differ in line
@@ -32,6 +35,7 @@ def _markevery(n_points, r):
     return (r % step, step)
 
 
+@_fill_doc
 class ConvergenceDisplay:
     """EM convergence: the log-likelihood of every restart against iterations.
 
@@ -65,10 +69,7 @@ class ConvergenceDisplay:
         relative tolerance of 1e-9); their legend entries say so.
     best_line_ : matplotlib.lines.Line2D
         The highlighted line (also in ``lines_``).
-    ax_ : matplotlib.axes.Axes
-        The axes drawn on.
-    figure_ : matplotlib.figure.Figure
-        The figure of ``ax_``.
+    %(ax_figure)s
 
     See Also
     --------
@@ -118,9 +119,7 @@ class ConvergenceDisplay:
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import matplotlib.pyplot as plt
+        %(example_plt)s
         >>> import numpy as np
         >>> from skmoe.inspection import ConvergenceDisplay
         >>> fig, ax = plt.subplots()
@@ -214,25 +213,13 @@ class ConvergenceDisplay:
 
         Raises
         ------
-        TypeError
-            If ``estimator`` is neither a mixture of experts nor a pipeline
-            ending in one.
-        sklearn.exceptions.NotFittedError
-            If the estimator is not fitted.
+        %(raises)s
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import numpy as np
-        >>> from skmoe import MixtureOfExpertsRegressor
+        %(example_fit)s
         >>> from skmoe.inspection import ConvergenceDisplay
-        >>> rng = np.random.RandomState(0)
-        >>> X = rng.uniform(-3, 3, size=(100, 1))
-        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(100)
-        >>> moe = MixtureOfExpertsRegressor(n_experts=2, n_init=2, random_state=0)
-        >>> disp = ConvergenceDisplay.from_estimator(moe.fit(X, y))
-        >>> len(disp.lines_)
+        >>> len(ConvergenceDisplay.from_estimator(moe).lines_)  # one per restart
         2
         """
         estimator = _check_from_estimator(cls, estimator).model

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._docstrings import DISPLAYS_DOC, doc_filler
 from ._plot_utils import (
     _check_from_estimator,
     _check_grid_resolution,
@@ -19,6 +20,8 @@ from ._plot_utils import (
 
 # Heights of the predictions' and the gate's axes.
 _HEIGHT_RATIOS = (3, 1)
+
+_fill_doc = doc_filler(DISPLAYS_DOC)
 
 
 def _split_axes(ax):
@@ -59,6 +62,7 @@ def _split_axes(ax):
     return axes[0], axes[1], None
 
 
+@_fill_doc
 class ExpertsDisplay:
     """Experts and gate along one input feature.
 
@@ -97,11 +101,7 @@ class ExpertsDisplay:
     y_points : ndarray of shape (n_samples,), default=None
         The data's targets (for a classifier, 1 for the target class and 0
         otherwise).
-    colors : str or list of colors, default=None
-        Colour of each expert: ``None`` for ``tab10`` (``tab20`` beyond 10
-        experts), a colormap name, or a list of ``n_experts`` colours. The
-        same default as :class:`GateDisplay`, so an expert has one colour in
-        every display.
+    %(colors)s
     xlabel : str, default=None
         Label of the shared x axis.
     ylabel : str, default=None
@@ -139,21 +139,15 @@ class ExpertsDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import numpy as np
-    >>> from skmoe import MixtureOfExpertsRegressor
+    %(example_fit)s
     >>> from skmoe.inspection import ExpertsDisplay
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.uniform(-3, 3, size=(200, 1))
-    >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
-    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
     >>> x = np.linspace(-3, 3, 50)
-    >>> mean, std = moe.predict(x[:, None], return_std=True)
+    >>> X_line = np.c_[x, np.zeros_like(x)]  # the second feature held at 0
+    >>> mean, std = moe.predict(X_line, return_std=True)
     >>> disp = ExpertsDisplay(
     ...     x_grid=x,
-    ...     expert_predictions=moe.predict_experts(x[:, None]),
-    ...     gate=moe.predict_gate(x[:, None]),
+    ...     expert_predictions=moe.predict_experts(X_line),
+    ...     gate=moe.predict_gate(X_line),
     ...     pooled=mean, pooled_std=std,
     ... ).plot()
     >>> len(disp.expert_lines_), len(disp.gate_lines_)
@@ -246,16 +240,9 @@ class ExpertsDisplay:
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
+        %(example_fit)s
         >>> import matplotlib.pyplot as plt
-        >>> import numpy as np
-        >>> from skmoe import MixtureOfExpertsRegressor
         >>> from skmoe.inspection import ExpertsDisplay
-        >>> rng = np.random.RandomState(0)
-        >>> X = rng.uniform(-3, 3, size=(200, 1))
-        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
-        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
         >>> disp = ExpertsDisplay.from_estimator(moe, X, y)
         >>> fig, (top, bottom) = plt.subplots(2, 1, sharex=True)
         >>> disp = disp.plot(ax=(top, bottom), legend=False, linewidth=3)
@@ -357,12 +344,7 @@ class ExpertsDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
-            Fitted estimator: a mixture of experts, or a
-            :class:`~sklearn.pipeline.Pipeline` whose last step is one. For a
-            pipeline, ``X``, ``feature``, ``fixed_values``, the grid and the x
-            axis are in the units of the pipeline's input; the grid is passed
-            through the steps before the mixture.
+        %(estimator)s
         X : array-like of shape (n_samples, n_features)
             Data: they set the range of the grid and the mean used for the
             other features.
@@ -412,26 +394,15 @@ class ExpertsDisplay:
 
         Raises
         ------
-        TypeError
-            If ``estimator`` is neither a mixture of experts nor a pipeline
-            ending in one.
+        %(raises)s
         ValueError
             If ``feature`` is out of range, ``target_class`` is not a class, or
             ``y`` has the wrong length.
-        sklearn.exceptions.NotFittedError
-            If the estimator is not fitted.
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import numpy as np
-        >>> from skmoe import MixtureOfExpertsRegressor
+        %(example_fit)s
         >>> from skmoe.inspection import ExpertsDisplay
-        >>> rng = np.random.RandomState(0)
-        >>> X = rng.uniform(-3, 3, size=(200, 1))
-        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(200)
-        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
         >>> disp = ExpertsDisplay.from_estimator(moe, X, y, grid_resolution=100)
         >>> len(disp.expert_lines_)
         2

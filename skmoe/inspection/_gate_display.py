@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._docstrings import DISPLAYS_DOC, doc_filler
 from ._plot_utils import (
     _check_eps,
     _check_from_estimator,
@@ -23,7 +24,10 @@ from ._plot_utils import (
 _MIN_ALPHA = 0.05
 _MAX_ALPHA = 0.6
 
+_fill_doc = doc_filler(DISPLAYS_DOC)
 
+
+@_fill_doc
 class GateDisplay:
     """Gate map: the expert the gate trusts most over a plane of two features.
 
@@ -63,10 +67,7 @@ class GateDisplay:
         colours; classes in shades of grey from white to black.
     class_names : array-like of shape (n_classes,), default=None
         Class labels, for the legend, when ``point_kind="class"``.
-    colors : str or list of colors, default=None
-        Colour of each expert: ``None`` for the qualitative ``tab10``
-        colormap (``tab20`` beyond 10 experts), the name of a matplotlib
-        colormap, or a list of ``n_experts`` matplotlib colours.
+    %(colors)s
     xlabel : str, default=None
         Label of the x axis (the first plotted feature).
     ylabel : str, default=None
@@ -87,10 +88,7 @@ class GateDisplay:
         The data points, or ``None`` when there are none.
     legend_ : matplotlib.legend.Legend or None
         The legend, or ``None`` when ``legend=False``.
-    ax_ : matplotlib.axes.Axes
-        The axes drawn on.
-    figure_ : matplotlib.figure.Figure
-        The figure of ``ax_``.
+    %(ax_figure)s
 
     See Also
     --------
@@ -101,16 +99,9 @@ class GateDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import numpy as np
-    >>> from skmoe import MixtureOfExpertsRegressor
+    %(example_fit)s
     >>> from skmoe.inspection import GateDisplay
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.uniform(-2, 2, size=(200, 2))
-    >>> y = np.where(X[:, 0] < 0, X[:, 1], -X[:, 1]) + 0.1 * rng.randn(200)
-    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
-    >>> xx0, xx1 = np.meshgrid(np.linspace(-2, 2, 50), np.linspace(-2, 2, 50))
+    >>> xx0, xx1 = np.meshgrid(np.linspace(-3, 3, 50), np.linspace(-3, 3, 50))
     >>> gate = moe.predict_gate(np.c_[xx0.ravel(), xx1.ravel()])
     >>> disp = GateDisplay(
     ...     xx0=xx0, xx1=xx1,
@@ -207,9 +198,7 @@ class GateDisplay:
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import matplotlib.pyplot as plt
+        %(example_plt)s
         >>> from skmoe import MixtureOfExpertsClassifier
         >>> from skmoe.datasets import make_xor_blobs
         >>> from skmoe.inspection import GateDisplay
@@ -314,12 +303,7 @@ class GateDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or Pipeline
-            Fitted estimator: a mixture of experts, or a
-            :class:`~sklearn.pipeline.Pipeline` whose last step is one. For a
-            pipeline, ``X``, ``features``, ``fixed_values``, the grid and the
-            axes are in the units of the pipeline's input; the grid and the
-            data are passed through the steps before the mixture.
+        %(estimator)s
         X : array-like of shape (n_samples, n_features)
             Data: they set the extent of the grid and the mean used for the
             features not plotted, and are drawn on top of the map.
@@ -364,33 +348,20 @@ class GateDisplay:
 
         Raises
         ------
-        TypeError
-            If ``estimator`` is neither a mixture of experts nor a pipeline
-            ending in one.
+        %(raises)s
         ValueError
             If ``X`` does not have exactly two features and ``features`` is not
             given, or a feature index is out of range.
-        sklearn.exceptions.NotFittedError
-            If the estimator is not fitted.
 
         Examples
         --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import numpy as np
-        >>> from skmoe import MixtureOfExpertsRegressor
+        %(example_fit)s
         >>> from skmoe.inspection import GateDisplay
-        >>> rng = np.random.RandomState(0)
-        >>> X = rng.uniform(-2, 2, size=(200, 3))
-        >>> y = np.where(X[:, 0] < 0, X[:, 1], -X[:, 1]) + 0.1 * rng.randn(200)
-        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
-        >>> disp = GateDisplay.from_estimator(
-        ...     moe, X, features=(0, 1), grid_resolution=40
-        ... )
+        >>> disp = GateDisplay.from_estimator(moe, X, features=(1, 0), grid_resolution=40)
         >>> disp.expert_.shape
         (40, 40)
         >>> disp.ax_.get_xlabel(), disp.ax_.get_ylabel()
-        ('x0', 'x1')
+        ('x1', 'x0')
         """
         fitted = _check_from_estimator(cls, estimator)
         model = fitted.model

@@ -10,68 +10,55 @@ from sklearn.exceptions import NotFittedError
 
 mpl = pytest.importorskip("matplotlib")
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor  # noqa: E402
-from skmoe.inspection import (  # noqa: E402
-    ConvergenceDisplay,
-    ExpertsDisplay,
-    GateDisplay,
-)
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.inspection import ConvergenceDisplay, ExpertsDisplay, GateDisplay
 
 ALL_DISPLAYS = [GateDisplay, ExpertsDisplay, ConvergenceDisplay]
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 # ----------------------------------------------------------------------
 # Data and fitted estimators, shared by the module (fits are the slow part)
 
 
-@pytest.fixture(scope="module")
-def data_1d():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-3, 3, size=(150, 1))
-    y = np.where(X[:, 0] < 0, -2 * X[:, 0], 3 * X[:, 0]) + 0.2 * rng.randn(150)
-    return X, y
+def _data_fixture(seed, n_features, width, left, right, noise, shift=0.0):
+    """A fixture of 150 samples, uniform on ``[-width, width]`` (plus ``shift``).
+
+    ``y`` is ``left(X)`` where the first feature is negative, else ``right(X)``,
+    plus Gaussian noise of standard deviation ``noise``.
+    """
+
+    @pytest.fixture(scope="module")
+    def data():
+        rng = np.random.RandomState(seed)
+        X = rng.uniform(-width, width, size=(150, n_features)) + shift
+        return X, np.where(X[:, 0] < 0, left(X), right(X)) + noise * rng.randn(150)
+
+    return data
 
 
-@pytest.fixture(scope="module")
-def reg_1d(data_1d):
-    X, y = data_1d
-    return MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+def _regressor_fixture(data_name, n_experts):
+    """A fixture of a regressor fitted on the data of the fixture ``data_name``."""
+
+    @pytest.fixture(scope="module")
+    def regressor(request):
+        X, y = request.getfixturevalue(data_name)
+        return MixtureOfExpertsRegressor(n_experts=n_experts, random_state=0).fit(X, y)
+
+    return regressor
 
 
-@pytest.fixture(scope="module")
-def data_2d():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-2, 2, size=(150, 2))
-    y = np.where(X[:, 0] < 0, X[:, 1], -X[:, 1]) + 0.1 * rng.randn(150)
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def reg_2d(data_2d):
-    X, y = data_2d
-    return MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
-
-
-@pytest.fixture(scope="module")
-def data_3d():
-    rng = np.random.RandomState(1)
-    X = rng.uniform(-2, 2, size=(150, 3)) + [0.0, 10.0, 0.0]
-    y = np.where(X[:, 0] < 0, 2 * X[:, 2], -X[:, 2]) + 0.5 * X[:, 1] + 0.1 * rng.randn(150)
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def reg_3d(data_3d):
-    X, y = data_3d
-    return MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+data_1d = _data_fixture(0, 1, 3, lambda X: -2 * X[:, 0], lambda X: 3 * X[:, 0], noise=0.2)
+data_2d = _data_fixture(0, 2, 2, lambda X: X[:, 1], lambda X: -X[:, 1], noise=0.1)
+# An offset feature (x1 around 10) that moves y: the grid must hold it at its mean.
+data_3d = _data_fixture(
+    1, 3, 2, lambda X: 2 * X[:, 2] + 0.5 * X[:, 1], lambda X: -X[:, 2] + 0.5 * X[:, 1],
+    noise=0.1, shift=[0.0, 10.0, 0.0],
+)
+reg_1d = _regressor_fixture("data_1d", n_experts=2)
+reg_2d = _regressor_fixture("data_2d", n_experts=2)
+reg_3d = _regressor_fixture("data_3d", n_experts=3)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +168,7 @@ def test_gate_display_draws_on_given_ax_and_replots(reg_2d, data_2d):
     assert_allclose(disp.colors_, mpl.colors.to_rgba_array(["red", "blue"]))
 
     # plot again, restyled, without recomputing
-    fig2, ax2 = plt.subplots()
+    _, ax2 = plt.subplots()
     disp.plot(ax=ax2, shade=False, legend=False, scatter_kw={"s": 3})
     assert disp.ax_ is ax2 and disp.legend_ is None
     assert np.ndim(disp.surface_.get_alpha()) == 0
@@ -364,7 +351,7 @@ def test_experts_display_on_given_axes_without_y(reg_1d, data_1d):
     # threshold 0: nothing masked
     assert not any(np.ma.getmaskarray(line.get_ydata()).any() for line in disp.expert_lines_)
     assert top.get_legend() is None
-    fig3, axes3 = plt.subplots(3, 1)
+    _, axes3 = plt.subplots(3, 1)
     with pytest.raises(ValueError, match="one matplotlib Axes .* or two Axes"):
         disp.plot(ax=axes3)
 
@@ -568,13 +555,13 @@ def test_experts_display_single_axes_without_subplotspec(reg_1d, data_1d):
 @pytest.mark.parametrize("shape", [(2, 1), (1, 2)])
 def test_experts_display_array_of_axes(reg_1d, data_1d, shape):
     X, _ = data_1d
-    fig, axes = plt.subplots(*shape)
+    _, axes = plt.subplots(*shape)
     assert isinstance(axes, np.ndarray)
     disp = ExpertsDisplay.from_estimator(reg_1d, X, ax=axes, grid_resolution=10)
     assert disp.ax_ is axes.ravel()[0] and disp.gate_ax_ is axes.ravel()[1]
     assert disp.bounding_ax_ is None
     # also a 2-D array of two
-    fig, axes = plt.subplots(2, 1, squeeze=False)
+    _, axes = plt.subplots(2, 1, squeeze=False)
     disp = disp.plot(ax=axes)
     assert disp.ax_ is axes[0, 0] and disp.gate_ax_ is axes[1, 0]
 
@@ -591,7 +578,7 @@ def test_experts_display_bad_ax(reg_1d, data_1d, bad):
 
 
 def test_experts_display_uses_predict_experts_proba(clf_2d, monkeypatch):
-    clf, X, y = clf_2d
+    clf, X, _ = clf_2d
     calls = []
 
     def fake(X_in):

@@ -19,22 +19,11 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 mpl = pytest.importorskip("matplotlib")
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor  # noqa: E402
-from skmoe.inspection import (  # noqa: E402
-    ConvergenceDisplay,
-    ExpertsDisplay,
-    GateDisplay,
-)
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.inspection import ConvergenceDisplay, ExpertsDisplay, GateDisplay
 
 ALL_DISPLAYS = [GateDisplay, ExpertsDisplay, ConvergenceDisplay]
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _args(Display, X):
