@@ -26,6 +26,7 @@ formatting error fail.
 """
 
 import importlib
+import re
 import inspect
 
 import pytest
@@ -160,3 +161,47 @@ def test_allowed_failures_still_fail(path, code):
         f"{path} no longer fails {code}: remove it from ALLOWED_FAILURES in "
         "tests/test_docstrings.py"
     )
+
+
+# The shared-entry filler of skmoe/_docstrings.py: placeholders are replaced by
+# their entries, re-indented to the placeholder's own indentation.
+def test_fill_docstring_reindents_entries():
+    from skmoe._docstrings import doc_filler, fill_docstring
+
+    # An entry is written at the indentation of a function's docstring
+    # (name at four spaces, description at eight), its first line unindented.
+    entries = {"alpha": "alpha : float\n        Strength."}
+    function_doc = "Do it.\n\n    Parameters\n    ----------\n    %(alpha)s\n    "
+    assert fill_docstring(function_doc, entries) == (
+        "Do it.\n\n    Parameters\n    ----------\n    alpha : float\n        Strength.\n    "
+    )
+    method_doc = "Do it.\n\n        Parameters\n        ----------\n        %(alpha)s\n        "
+    assert "\n        alpha : float\n            Strength.\n" in fill_docstring(method_doc, entries)
+    # Only a placeholder alone on its line is one: text around it is left as is.
+    assert fill_docstring("uses %(alpha)s inline", entries) == "uses %(alpha)s inline"
+    with pytest.raises(KeyError, match="beta"):
+        fill_docstring("    %(beta)s", entries)
+    with pytest.raises(ValueError, match="not indented"):
+        fill_docstring("    %(bad)s", {"bad": "bad : int\nno indentation"})
+
+    @doc_filler(entries)
+    class Thing:
+        """A thing.
+
+        Parameters
+        ----------
+        %(alpha)s
+        """
+
+        def method(self):
+            """Method.
+
+            Parameters
+            ----------
+            %(alpha)s
+            """
+
+    # The description sits four spaces deeper than the placeholder, wherever
+    # the placeholder is (Python 3.13 also dedents docstrings itself).
+    for doc in (Thing.__doc__, Thing.method.__doc__):
+        assert re.search(r"\n( *)alpha : float\n\1    Strength\.\n", doc), doc
