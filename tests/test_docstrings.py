@@ -26,8 +26,8 @@ formatting error fail.
 """
 
 import importlib
-import re
 import inspect
+import re
 
 import pytest
 
