@@ -25,8 +25,13 @@ Collapse
 
 Options (``--options``): ``soft`` (default EM), ``cem``, ``sem``, ``top2``,
 ``top1``, ``top1-cap1.25`` (``top_k=1, capacity_factor=1.25``),
-``top1-cap1`` (``capacity_factor=1``), ``expert-choice``, ``balanced``
-(``balance="uniform"``) and ``noisy`` (``gate_noise=1.0``).
+``top1-cap1.1`` and ``top1-cap1`` (``capacity_factor=1.1``, ``1``),
+``expert-choice``, ``balanced`` (``balance="uniform"``) and ``noisy``
+(``gate_noise=1.0``). After ``soft``, the rows ``soft@top1`` and
+``soft@top2`` are the same soft EM fit predicting with its gate truncated
+to its top 1 or 2 experts (``set_params(top_k=...)`` after the fit, no
+refit): the held-out likelihood a top-k prediction of soft EM's experts
+reaches.
 
 Columns: ``fit s`` the wall-clock fit (one run) and ``fit cpu s`` its CPU
 time (all threads of the process: on a shared, loaded machine the CPU time
@@ -64,6 +69,7 @@ OPTIONS = {
     "top2": {"top_k": 2},
     "top1": {"top_k": 1},
     "top1-cap1.25": {"top_k": 1, "capacity_factor": 1.25},
+    "top1-cap1.1": {"top_k": 1, "capacity_factor": 1.1},
     "top1-cap1": {"top_k": 1, "capacity_factor": 1.0},
     "expert-choice": {"routing": "expert_choice"},
     "balanced": {"balance": "uniform"},
@@ -98,14 +104,28 @@ class _MStepTimer:
 
 
 def measure(X, y, X_test, y_test, n_experts, params, max_iter, **extra):
-    """Fit one configuration; the row of the tables (``error`` when the fit raised)."""
+    """Fit one configuration: the fitted model (None when the fit raised) and its row of the tables."""
     try:
-        return _measure(X, y, X_test, y_test, n_experts, params, max_iter, **extra)
+        moe, row = _fit(X, y, n_experts, params, max_iter, **extra)
+        row.update(_held_out(moe, X_test, y_test, n_experts))
+        return moe, row
     except Exception as exc:  # noqa: BLE001 -- reported in the table, not fatal
-        return {"error": f"{type(exc).__name__}: {str(exc)[:80]}"}
+        return None, {"error": f"{type(exc).__name__}: {str(exc)[:80]}"}
 
 
-def _measure(X, y, X_test, y_test, n_experts, params, max_iter, **extra):
+def _held_out(moe, X_test, y_test, n_experts):
+    """Held-out R2, mean log-likelihood and plain-gate shares (a removed expert counts 0)."""
+    share = np.r_[moe.predict_gate(X_test).mean(axis=0), np.zeros(n_experts - moe.n_experts_)]
+    return {
+        "R2": moe.score(X_test, y_test),
+        "loglik": float(moe.log_prob(X_test, y_test).mean()),
+        "min share": share.min(),
+        "max share": share.max(),
+        "collapsed": int(np.sum(share < 1 / (4 * n_experts))),
+    }
+
+
+def _fit(X, y, n_experts, params, max_iter, **extra):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with _MStepTimer() as timer:
@@ -114,18 +134,12 @@ def _measure(X, y, X_test, y_test, n_experts, params, max_iter, **extra):
                 n_experts, max_iter=max_iter, random_state=0, **extra, **params
             ).fit(X, y)
             fit_time, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
-    share = np.r_[moe.predict_gate(X_test).mean(axis=0), np.zeros(n_experts - moe.n_experts_)]
-    return {
+    return moe, {
         "fit s": fit_time,
         "fit cpu s": fit_cpu,
         "iter cpu ms": 1e3 * fit_cpu / max(len(timer.times), 1),
         "expert M ms": 1e3 * float(np.mean(timer.times)),
         "n_iter": moe.n_iter_,
-        "R2": moe.score(X_test, y_test),
-        "loglik": float(moe.log_prob(X_test, y_test).mean()),
-        "min share": share.min(),
-        "max share": share.max(),
-        "collapsed": int(np.sum(share < 1 / (4 * n_experts))),
     }
 
 
@@ -154,15 +168,32 @@ def many_regions(sizes, experts, options, max_iter, verbose=True):
             soft = None
             for name in options:
                 row = {"n": n, "experts": k, "option": name}
-                row.update(measure(X, y, X_test, y_test, k, OPTIONS[name], max_iter))
-                if name == "soft":
+                moe, measured = measure(X, y, X_test, y_test, k, OPTIONS[name], max_iter)
+                row.update(measured)
+                new = [row]
+                if name == "soft" and moe is not None:
                     soft = row
-                if soft is not None and "error" not in row and "error" not in soft:
-                    row["M/soft"] = row["expert M ms"] / soft["expert M ms"]
-                    row["d loglik"] = row["loglik"] - soft["loglik"]
-                rows.append(row)
-                if verbose:
-                    print(_table([row], COLUMNS).splitlines()[-1], flush=True)
+                    new += _truncated_rows(moe, X_test, y_test, row)
+                for r in new:
+                    if soft is not None and "error" not in r:
+                        if "expert M ms" in r:
+                            r["M/soft"] = r["expert M ms"] / soft["expert M ms"]
+                        r["d loglik"] = r["loglik"] - soft["loglik"]
+                    rows.append(r)
+                    if verbose:
+                        print(_table([r], COLUMNS).splitlines()[-1], flush=True)
+    return rows
+
+
+def _truncated_rows(moe, X_test, y_test, soft_row):
+    """Soft EM's fit predicting with its gate truncated to its top 1 and 2 experts (no refit)."""
+    rows = []
+    for top_k in (1, 2):
+        moe.set_params(top_k=top_k)
+        row = {"n": soft_row["n"], "experts": soft_row["experts"], "option": f"soft@top{top_k}"}
+        row.update(_held_out(moe, X_test, y_test, soft_row["experts"]))
+        rows.append(row)
+    moe.set_params(top_k=None)
     return rows
 
 
@@ -174,7 +205,7 @@ def collapse(options, verbose=True):
     rows = []
     for name in options:
         row = {"n": 20000, "experts": 8, "option": name}
-        row.update(measure(X, y, X_test, y_test, 8, OPTIONS[name], 60, init="random"))
+        row.update(measure(X, y, X_test, y_test, 8, OPTIONS[name], 60, init="random")[1])
         rows.append(row)
         if verbose:
             print(_table([row], COLUMNS).splitlines()[-1], flush=True)

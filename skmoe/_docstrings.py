@@ -62,8 +62,9 @@ SHARED_DOC = {
         either way.""",
     "top_k": """top_k : int, default=None
         Keep only the ``top_k`` largest gate outputs of each sample,
-        renormalised (sparse gating), in training and prediction. Experts
-        then fit only the samples routed to them. ``None`` keeps all.""",
+        renormalised (sparse gating), in prediction and in the likelihood
+        EM raises. Each expert is fitted only on the samples that picked it;
+        the gate learns from the full posterior. ``None`` keeps all.""",
     "gate_features": """gate_features : array-like of int, str or bool, default=None
         Columns of ``X`` the gate routes on (flexmix's concomitant
         variables): indices, names (``X`` a DataFrame) or a boolean mask.

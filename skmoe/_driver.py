@@ -116,11 +116,11 @@ class _EMDriver:
         state.extra_T = lik.expert_weights(state.outputs_T, ctx.y, state.params)
         # In place: the outputs are not needed once the log-likelihoods exist.
         log_lik_T = lik.log_likelihood(state.outputs_T, ctx.y, state.params, out=state.outputs_T)
-        # Noise on the gate first, so that it can change which experts top_k keeps.
-        log_gate_T = _em.top_k_log_gate(
-            ctx.router.perturb_log_gate(state.gate.log_proba_T(ctx.X_gate), ctx.rng), self.top_k
-        )
-        state.resp_T, state.log_prob = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
+        # The router's E-step: its training gate (noise), then the posterior and
+        # the per-sample log-likelihood of the model it trains (top_k: the
+        # top-k model, each sample picking its experts by the gate).
+        log_gate_T = ctx.router.perturb_log_gate(state.gate.log_proba_T(ctx.X_gate), ctx.rng)
+        state.resp_T, state.log_prob = ctx.router.posterior(log_gate_T, log_lik_T)
         return state
 
     def _objective(self, ctx, state):
@@ -131,8 +131,7 @@ class _EMDriver:
     def _monotone(self, ctx):
         """Whether every step is exact, so EM's objective cannot decrease."""
         return (
-            ctx.solver.exact and ctx.router.exact and self.top_k is None
-            and ctx.router.stopping == "objective"
+            ctx.solver.exact and ctx.router.exact and ctx.router.stopping == "objective"
         )
 
     def _stop(self, ctx, change, objective, n_iter, partition_changed):

@@ -1,11 +1,15 @@
-"""Assignment routers: classification EM, stochastic EM and expert choice."""
+"""Assignment routers: classification EM, stochastic EM and expert choice.
+
+Every ``route`` takes and returns what :meth:`skmoe._router_base.SoftRouter.route`
+documents.
+"""
 
 import math
 
 import numpy as np
 
-from . import _routing
-from ._router_base import Routing, SoftRouter, _both, _seed
+from . import _routing, _routing_capacity
+from ._router_base import Routing, SoftRouter, _both, _fill_empty, _seed
 
 
 class ClassificationRouter(SoftRouter):
@@ -23,24 +27,7 @@ class ClassificationRouter(SoftRouter):
     stopping = "partition"
 
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """One-hot weights on each sample's most responsible expert.
-
-        Parameters
-        ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood (orders the samples an empty expert takes).
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Unused.
-
-        Returns
-        -------
-        routing : Routing
-            The partition, for experts and gate alike.
-        """
+        """The partition, for experts and gate alike (an empty expert takes its best samples)."""
         weights = _routing.one_hot(np.argmax(resp_T, axis=0), resp_T.shape[0])
         return _both(_fill_empty(weights, resp_T, log_prob, sample_weight))
 
@@ -59,36 +46,11 @@ class StochasticRouter(SoftRouter):
     stopping = "budget"
 
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """One-hot weights on an expert drawn per sample.
-
-        Parameters
-        ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood (part of the rows' content keys).
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Source of the draws' seed.
-
-        Returns
-        -------
-        routing : Routing
-            The drawn partition, for experts and gate alike.
-        """
+        """The drawn partition, for experts and gate alike (the seed drawn from ``rng``)."""
         keys = _routing.content_keys(resp_T, log_prob)
         u = _routing.keyed_uniforms(keys, _seed(rng))[0]
         weights = _routing.one_hot(_routing.draw_experts(resp_T, u), resp_T.shape[0])
         return _both(_fill_empty(weights, resp_T, log_prob, sample_weight, keys=keys))
-
-
-def _fill_empty(weights_T, resp_T, log_prob, sample_weight, capacity=None, keys=None):
-    if np.all(weights_T @ sample_weight > 0):
-        return weights_T
-    keys = _routing.content_keys(resp_T, log_prob) if keys is None else keys
-    rank = _routing.tie_break_rank(log_prob, keys)
-    return _routing.fill_empty_experts(weights_T, resp_T, sample_weight, rank, capacity)
 
 
 def _capacity_units(sample_weight):
@@ -121,51 +83,20 @@ class ExpertChoiceRouter(SoftRouter):
         self.capacity_factor = capacity_factor
 
     def capacity(self, sample_weight, n_experts):
-        """Weight each expert takes: ``ceil(capacity_factor * n / n_experts)`` rows.
-
-        Parameters
-        ----------
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        n_experts : int
-            Number of experts.
-
-        Returns
-        -------
-        capacity : float
-            In the units of ``sample_weight``.
-        """
+        """Weight each expert takes, in the units of ``sample_weight``: ``ceil(capacity_factor * n / n_experts)`` rows."""
         factor = 1.0 if self.capacity_factor is None else float(self.capacity_factor)
         n_rows = _capacity_units(sample_weight)
         rows = min(math.ceil(factor * n_rows / n_experts - 1e-9), n_rows)
         return rows / n_rows * float(sample_weight.sum())
 
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """Each expert's picks plus the fallbacks; the initial partition passes through.
-
-        Parameters
-        ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood (breaks ties); None: the initial
-            partition, fitted as given.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Unused.
-
-        Returns
-        -------
-        routing : Routing
-            Experts and gate fitted to the same weights.
-        """
+        """Each expert's picks plus the fallbacks, for experts and gate alike; the initial partition passes through."""
         if log_prob is None:
             return Routing(resp_T, resp_T)
-        rank = _routing.tie_break_rank(log_prob, _routing.content_keys(resp_T, log_prob))
+        rank = _routing.sample_rank(resp_T, log_prob)
         capacity = self.capacity(sample_weight, resp_T.shape[0])
-        picks = _routing.expert_choice_picks(resp_T, sample_weight, capacity, rank)
-        return _both(_routing.expert_choice_weights(picks, resp_T))
+        picks = _routing_capacity.expert_choice_picks(resp_T, sample_weight, capacity, rank)
+        return _both(_routing_capacity.expert_choice_weights(picks, resp_T))
 
     def __repr__(self):
         return f"{type(self).__name__}(capacity_factor={self.capacity_factor!r})"

@@ -1,4 +1,4 @@
-"""The router protocol: :class:`Routing`, soft EM and the base of the modifiers.
+"""The router protocol: :class:`Routing`, soft EM, top-k routing and the base of the modifiers.
 
 See :mod:`skmoe._routers` for the routers of the parameters and how they
 compose.
@@ -8,11 +8,14 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import _em, _routing, _routing_capacity
+
 Routing = namedtuple("Routing", ["experts_T", "gate_T"])
 Routing.__doc__ = """What the M-step fits: the experts' weights and the gate's soft targets.
 
 Both are ``(n_experts, n_samples)`` arrays in the core layout; the columns
-of ``gate_T`` sum to one.
+of ``gate_T`` sum to one. ``gate_T is experts_T`` when the assignment fits
+experts and gate to the same weights.
 """
 
 
@@ -26,6 +29,22 @@ def _seed(rng):
     return int(rng.randint(np.iinfo(np.int32).max))
 
 
+def _log_sum_exp(a):
+    """``log sum exp`` over axis 0 of a few rows (shifted by the column maximum)."""
+    shift = a.max(axis=0)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    with np.errstate(under="ignore", divide="ignore"):
+        return np.log(np.exp(a - shift).sum(axis=0)) + shift
+
+
+def _fill_empty(weights_T, resp_T, log_prob, sample_weight, capacity=None, keys=None):
+    """:func:`~skmoe._routing_capacity.fill_empty_experts` when an expert has no weight."""
+    if np.all(weights_T @ sample_weight > 0):
+        return weights_T
+    rank = _routing.sample_rank(resp_T, log_prob, keys)
+    return _routing_capacity.fill_empty_experts(weights_T, resp_T, sample_weight, rank, capacity)
+
+
 class SoftRouter:
     """Soft EM: experts and gate are fitted to the responsibilities.
 
@@ -34,9 +53,12 @@ class SoftRouter:
     the relative-change rule on the objective; ``"partition"``: stop when
     the hard partition of the experts' weights no longer changes;
     ``"budget"``: run ``max_iter`` iterations and keep the iterate with the
-    best objective), :meth:`perturb_log_gate` (the training E-step's gate)
-    and :meth:`route`. ``name`` is the assignment's name in the engine's
-    combination table.
+    best objective), and three steps of every EM iteration:
+    :meth:`perturb_log_gate` (the gate the training E-step uses),
+    :meth:`posterior` (the E-step itself) and :meth:`route` (the posterior
+    to the M-step's weights); :meth:`remove_experts` when the driver removes
+    experts. ``name`` is the assignment's name in the engine's combination
+    table.
     """
 
     name = "soft"
@@ -60,6 +82,27 @@ class SoftRouter:
         """
         return log_gate_T
 
+    def posterior(self, log_gate_T, log_lik_T):
+        """The E-step: responsibilities and the per-sample log-likelihood of the model.
+
+        Parameters
+        ----------
+        log_gate_T : ndarray of shape (n_experts, n_samples)
+            Log gate probabilities (from :meth:`perturb_log_gate`).
+        log_lik_T : ndarray of shape (n_experts, n_samples)
+            Log-likelihood of each sample under each expert; may be
+            overwritten.
+
+        Returns
+        -------
+        resp_T : ndarray of shape (n_experts, n_samples)
+            Posterior probabilities of the experts (columns sum to one).
+        log_prob : ndarray of shape (n_samples,)
+            ``log p(y_i | x_i)`` under the model as it predicts (EM's
+            objective averages it).
+        """
+        return _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
+
     def route(self, resp_T, log_prob, sample_weight, rng):
         """The responsibilities, unchanged.
 
@@ -82,19 +125,43 @@ class SoftRouter:
         """
         return Routing(resp_T, resp_T)
 
+    def remove_experts(self, keep):
+        """Forget the removed experts (nothing to forget here).
+
+        Parameters
+        ----------
+        keep : ndarray of int
+            The experts that stay, in order.
+        """
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
 
 class TopKRouter(SoftRouter):
-    """Top-k routing (``top_k``): each sample's ``top_k`` largest responsibilities, renormalised.
+    """Top-k routing (``top_k``): each sample's experts are its ``top_k`` largest gate outputs.
 
-    The experts' M-step then touches only the rows routed to them (the
-    solvers skip zero-weight rows, the batched linear solver switches to
-    its routed pass). The driver masks the gate to each sample's ``top_k``
-    experts in every training E-step, so the responsibilities arrive with
-    at most ``top_k`` non-zeros and pass unchanged; the truncation makes
-    the guarantee the router's own.
+    The model is the one that predicts: ``p(y | x) = sum_{k in T(x)}
+    g_k(x) p_k(y | x) / sum_{k in T(x)} g_k(x)``, ``T(x)`` the ``top_k``
+    largest gate outputs (the sparse gate of Shazeer et al. 2017; top-1 is
+    switch routing). One EM iteration:
+
+    * E-step (:meth:`posterior`): the sample picks ``T(x)`` by its gate, as
+      at prediction, before its target is seen; the posterior of the
+      experts is computed with the full gate, and the objective is the
+      log-likelihood of the top-k model above;
+    * experts: each fitted to its rows only, weighted by the top-k model's
+      posterior ``r_k / sum_{j in T(x)} r_j`` on ``T(x)`` (the exact M-step
+      of the top-k model for a given gate; the cost is that of the routed
+      rows);
+    * gate: fitted to the full posterior, so that which experts a sample
+      picks follows which experts explain its target. Fitted to the top-k
+      posterior instead, a top-1 gate would be a fixed point from the first
+      iteration (its own choice comes back as its target, whatever ``y``
+      says); the full posterior plays the part of the gate's gradient in
+      the sparse layers ("Routing and EM variants" in the user guide has
+      the details). This step is not the top-k model's, so the objective
+      may decrease: the driver keeps the best iterate (``exact`` is False).
 
     Parameters
     ----------
@@ -103,30 +170,86 @@ class TopKRouter(SoftRouter):
     """
 
     name = "top_k"
+    exact = False
 
     def __init__(self, top_k):
         self.top_k = top_k
+        self.choice_ = None
 
-    def route(self, resp_T, log_prob, sample_weight, rng):
-        """The ``top_k`` largest responsibilities of each sample, renormalised.
+    def posterior(self, log_gate_T, log_lik_T):
+        """The full posterior, and the log-likelihood of the top-k model.
+
+        Records the experts each sample picked (``choice_``: the ``top_k``
+        largest gate outputs, ties to the lowest index) for :meth:`route`.
 
         Parameters
         ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood (unused).
-        sample_weight : ndarray of shape (n_samples,)
-            User weights (unused).
-        rng : numpy.random.RandomState
-            Unused.
+        log_gate_T : ndarray of shape (n_experts, n_samples)
+            Log gate probabilities.
+        log_lik_T : ndarray of shape (n_experts, n_samples)
+            Log-likelihood of each sample under each expert; overwritten.
 
         Returns
         -------
-        routing : Routing
-            Experts and gate fitted to the truncated posterior.
+        resp_T : ndarray of shape (n_experts, n_samples)
+            Posterior probabilities under the full gate.
+        log_prob : ndarray of shape (n_samples,)
+            ``log sum_{k in T(x)} g_k p_k - log sum_{k in T(x)} g_k``.
         """
-        return _both(top_k_columns(resp_T, self.top_k))
+        if self.top_k >= log_gate_T.shape[0]:
+            self.choice_ = None
+            return _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
+        self.choice_ = _routing.top_k_indices(log_gate_T, self.top_k)
+        # The top-k model's log-likelihood from the picked entries alone
+        # (exact where the full posterior underflows on them).
+        gate = np.take_along_axis(log_gate_T, self.choice_, axis=0)
+        joint = gate + np.take_along_axis(log_lik_T, self.choice_, axis=0)
+        log_prob = _log_sum_exp(joint) - _log_sum_exp(gate)
+        resp_T, _ = _em.responsibilities(log_gate_T, log_lik_T, out=log_lik_T)
+        return resp_T, log_prob
+
+    def route(self, resp_T, log_prob, sample_weight, rng):
+        """Experts: the posterior on each sample's picks, renormalised; gate: the full posterior.
+
+        Without a recorded choice (the initial partition), both are the
+        ``top_k`` largest responsibilities, renormalised. A sample whose
+        picked experts hold no posterior mass (a row the driver re-seeded,
+        or a posterior that underflowed there) goes to its ``top_k`` most
+        responsible experts; an expert that no sample picked takes the
+        samples it is most responsible for, up to its soft share
+        (:func:`~skmoe._routing_capacity.fill_empty_experts`). Parameters
+        and returns as :meth:`SoftRouter.route`.
+        """
+        index = self.choice_
+        if log_prob is None or index is None or index.shape[1] != resp_T.shape[1]:
+            return _both(top_k_columns(resp_T, self.top_k))
+        picked = index >= 0  # removed experts' picks are -1
+        index = np.where(picked, index, 0)
+        kept = np.where(picked, np.take_along_axis(resp_T, index, axis=0), 0.0)
+        mass = kept.sum(axis=0)
+        lost = np.flatnonzero(mass <= 0)
+        mass[lost] = 1.0
+        kept /= mass
+        weights = np.zeros(resp_T.shape, dtype=resp_T.dtype)
+        columns = np.arange(resp_T.shape[1])
+        for j in range(index.shape[0]):  # the picks of a sample are distinct
+            weights[index[j], columns] += kept[j]
+        if lost.size:
+            weights[:, lost] = top_k_columns(resp_T[:, lost], self.top_k)
+        return Routing(_fill_empty(weights, resp_T, log_prob, sample_weight), resp_T)
+
+    def remove_experts(self, keep):
+        """Renumber the recorded choice; the removed experts' picks become -1.
+
+        Parameters
+        ----------
+        keep : ndarray of int
+            The experts that stay, in order.
+        """
+        if self.choice_ is not None:
+            new = np.full(int(max(self.choice_.max(), np.max(keep))) + 1, -1, dtype=np.intp)
+            new[keep] = np.arange(len(keep))
+            self.choice_ = np.where(self.choice_ >= 0, new[np.maximum(self.choice_, 0)], -1)
 
     def __repr__(self):
         return f"{type(self).__name__}(top_k={self.top_k!r})"
@@ -156,7 +279,7 @@ def top_k_columns(resp_T, top_k):
 
 
 class _Modifier(SoftRouter):
-    """A router that changes what another one (``inner``) does."""
+    """A router that changes what another one (``inner``) does; every step is the inner one's unless overridden."""
 
     exact = False
 
@@ -172,42 +295,16 @@ class _Modifier(SoftRouter):
         return self.inner.stopping
 
     def perturb_log_gate(self, log_gate_T, rng):
-        """The inner router's training gate.
-
-        Parameters
-        ----------
-        log_gate_T : ndarray of shape (n_experts, n_samples)
-            Log gate probabilities.
-        rng : numpy.random.RandomState
-            Random generator.
-
-        Returns
-        -------
-        log_gate_T : ndarray of shape (n_experts, n_samples)
-            What the inner router makes of it.
-        """
         return self.inner.perturb_log_gate(log_gate_T, rng)
 
+    def posterior(self, log_gate_T, log_lik_T):
+        return self.inner.posterior(log_gate_T, log_lik_T)
+
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """The inner router's routing.
-
-        Parameters
-        ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Random generator.
-
-        Returns
-        -------
-        routing : Routing
-            The inner router's.
-        """
         return self.inner.route(resp_T, log_prob, sample_weight, rng)
+
+    def remove_experts(self, keep):
+        self.inner.remove_experts(keep)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.inner!r})"

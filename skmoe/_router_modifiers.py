@@ -1,10 +1,9 @@
 """Modifier routers: balanced responsibilities, capacity limits and noisy gating."""
 
 import numpy as np
-from scipy.special import logsumexp
 
-from . import _routing
-from ._router_base import Routing, _Modifier, _seed
+from . import _routing, _routing_balance, _routing_capacity
+from ._router_base import Routing, _log_sum_exp, _Modifier, _seed
 
 
 class BalancedRouter(_Modifier):
@@ -16,7 +15,7 @@ class BalancedRouter(_Modifier):
     ``q_ki = softmax_k(log g_k(x_i) + log p_k(y_i | x_i) + b_k)`` with one
     dual offset ``b_k`` per expert: the fixed point of log-domain Sinkhorn
     iterations, found by Newton steps on Sinkhorn's dual, warm-started from
-    the previous EM iteration (:func:`skmoe._routing.balance_posterior`;
+    the previous EM iteration (:func:`skmoe._routing_balance.balance_posterior`;
     posterior regularisation; Sinkhorn EM, Mena et al. 2020). The gate is
     fitted to ``q``, so it learns the balanced routing; prediction uses the
     plain gate. The initial partition passes through (a hard partition
@@ -36,45 +35,33 @@ class BalancedRouter(_Modifier):
         super().__init__(inner)
         self.targets = np.asarray(targets, dtype=np.float64)
         self.tol = tol
+        self._run_targets = self.targets
         self.offsets_ = None
         self.n_sinkhorn_iter_ = 0
 
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """The inner routing of the balanced posterior.
+        """The inner routing of the balanced posterior; the initial partition passes through unbalanced."""
+        if log_prob is None:
+            # A new EM run starts afresh, with every expert.
+            self.offsets_, self._run_targets = None, self.targets
+            return self.inner.route(resp_T, log_prob, sample_weight, rng)
+        q, self.offsets_, self.n_sinkhorn_iter_ = _routing_balance.balance_posterior(
+            resp_T, sample_weight, self._run_targets, self.offsets_, tol=self.tol
+        )
+        return self.inner.route(q, log_prob, sample_weight, rng)
+
+    def remove_experts(self, keep):
+        """The removed experts' target shares go to the others in proportion to theirs.
 
         Parameters
         ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities.
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood; None: the initial partition, passed
-            through unbalanced.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Random generator (for the inner router).
-
-        Returns
-        -------
-        routing : Routing
-            The inner router's routing of the balanced posterior.
+        keep : ndarray of int
+            The experts that stay, in order.
         """
-        if log_prob is None:
-            self.offsets_ = None  # a new EM run starts afresh
-            return self.inner.route(resp_T, log_prob, sample_weight, rng)
-        n_experts = resp_T.shape[0]
-        targets = self.targets
-        if targets.size != n_experts:
-            # The driver removed a starved expert. Which one is not known
-            # here: uniform targets stay uniform, others are given up.
-            if not np.allclose(targets, targets[0]):
-                return self.inner.route(resp_T, log_prob, sample_weight, rng)
-            targets = np.full(n_experts, 1.0 / n_experts)
-        offsets = self.offsets_ if self.offsets_ is not None and self.offsets_.size == n_experts else None
-        q, self.offsets_, self.n_sinkhorn_iter_ = _routing.balance_posterior(
-            resp_T, sample_weight, targets, offsets, tol=self.tol
-        )
-        return self.inner.route(q, log_prob, sample_weight, rng)
+        targets = self._run_targets[keep]
+        self._run_targets = targets / targets.sum()
+        self.offsets_ = None if self.offsets_ is None else self.offsets_[keep]
+        self.inner.remove_experts(keep)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.inner!r}, targets={self.targets!r})"
@@ -88,8 +75,21 @@ class CapacityRouter(_Modifier):
     is most responsible for; the rest of its weight moves to each sample's
     next choice (its most responsible expert that has room to consider it),
     with the responsibility it carried. The row at a boundary is split (as
-    its copies would be), and no sample is dropped. The initial partition
+    its copies would be), and no sample is dropped. The gate learns to
+    route within the capacities: fitted to the capacity-limited assignment
+    (the dispatch) where the assignment fits experts and gate alike
+    (``"cem"``, ``"sem"``), and under ``top_k``, whose gate learns the
+    posterior, to the posterior's KL projection onto gate shares of at most
+    ``capacity_factor / n_experts``
+    (:func:`~skmoe._routing_balance.cap_posterior`). The initial partition
     passes through.
+
+    A capacity bounds the shares from above only: the other experts can
+    hold ``(n_experts - 1) * capacity_factor * k / n_experts``, so an expert
+    is sure to keep a share of at least ``k * (1 - (n_experts - 1) *
+    capacity_factor / n_experts)``, which is positive only for
+    ``capacity_factor < n_experts / (n_experts - 1)`` (the user guide works
+    this out).
 
     Parameters
     ----------
@@ -107,62 +107,58 @@ class CapacityRouter(_Modifier):
         self.capacity_factor = capacity_factor
         self.experts_per_sample = experts_per_sample
         self.load_ = None
+        self.gate_offsets_ = None
 
     def capacity(self, sample_weight, n_experts):
-        """Most weight one expert's M-step may hold.
-
-        Parameters
-        ----------
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        n_experts : int
-            Number of experts.
-
-        Returns
-        -------
-        capacity : float
-            ``capacity_factor * k / n_experts`` of the total weight.
-        """
+        """Most weight one expert's M-step may hold: ``capacity_factor * k / n_experts`` of ``sample_weight``'s sum."""
         k = min(self.experts_per_sample, n_experts)
         return float(self.capacity_factor) * k / n_experts * float(sample_weight.sum())
 
     def route(self, resp_T, log_prob, sample_weight, rng):
-        """The inner routing with each expert's overflow moved on.
+        """The inner routing with each expert's overflow moved on; experts and gate fitted to it.
 
-        Parameters
-        ----------
-        resp_T : ndarray of shape (n_experts, n_samples)
-            Responsibilities (each expert's priority over the samples, and
-            each sample's order of choice).
-        log_prob : ndarray of shape (n_samples,) or None
-            Per-sample log-likelihood (breaks ties); None: the initial
-            partition, passed through.
-        sample_weight : ndarray of shape (n_samples,)
-            User weights.
-        rng : numpy.random.RandomState
-            Random generator (for the inner router).
-
-        Returns
-        -------
-        routing : Routing
-            Experts and gate fitted to the same capacity-limited weights.
+        The responsibilities are each expert's priority over the samples and
+        each sample's order of choice; the initial partition passes through.
         """
         routing = self.inner.route(resp_T, log_prob, sample_weight, rng)
         if log_prob is None:
             return routing
         weights = routing.experts_T
         capacity = self.capacity(sample_weight, resp_T.shape[0])
-        rank = _routing.tie_break_rank(log_prob, _routing.content_keys(resp_T, log_prob))
-        slots, weights = _routing.limit_capacity(
-            (weights > 0).astype(np.float64), weights, resp_T, sample_weight, capacity, rank
+        keys = _routing.content_keys(resp_T, log_prob)
+        rank = _routing.sample_rank(resp_T, log_prob, keys)
+        slots, weights = _routing_capacity.limit_capacity(
+            (weights > 0).astype(np.float64), weights, resp_T, sample_weight, capacity, rank,
+            groups=_routing.copy_groups(keys),
         )
         if not np.all(weights @ sample_weight > 0):
-            weights = _routing.fill_empty_experts(weights, resp_T, sample_weight, rank, capacity)
+            weights = _routing_capacity.fill_empty_experts(weights, resp_T, sample_weight, rank, capacity)
             slots = np.where(weights > 0, np.maximum(slots, np.minimum(weights, 1.0)), 0.0)
         self.load_ = slots @ sample_weight / sample_weight.sum()
-        total = weights.sum(axis=0)
-        gate = weights / np.where(total > 0, total, 1.0)
+        if routing.gate_T is routing.experts_T:  # one assignment for experts and gate
+            total = weights.sum(axis=0)
+            gate = weights / np.where(total > 0, total, 1.0)
+        else:
+            # top_k: the gate learns the posterior, capped at the capacities.
+            n_experts = resp_T.shape[0]
+            offsets = self.gate_offsets_
+            gate, self.gate_offsets_, _ = _routing_balance.cap_posterior(
+                routing.gate_T, sample_weight, np.full(n_experts, float(self.capacity_factor) / n_experts),
+                offsets if offsets is not None and offsets.size == n_experts else None,
+            )
+            gate = gate.astype(resp_T.dtype, copy=False)
         return Routing(np.ascontiguousarray(weights), np.ascontiguousarray(gate))
+
+    def remove_experts(self, keep):
+        """Forget the removed experts' gate offsets.
+
+        Parameters
+        ----------
+        keep : ndarray of int
+            The experts that stay, in order.
+        """
+        self.gate_offsets_ = None
+        self.inner.remove_experts(keep)
 
     def __repr__(self):
         return (
@@ -196,27 +192,26 @@ class NoisyRouter(_Modifier):
     stopping = "budget"
 
     def perturb_log_gate(self, log_gate_T, rng):
-        """Log-softmax of the gate's logits plus Gaussian noise.
+        """Log-softmax of the gate's logits plus Gaussian noise (before ``top_k`` picks its experts).
 
         Parameters
         ----------
         log_gate_T : ndarray of shape (n_experts, n_samples)
-            Log gate probabilities (``-inf`` where ``top_k`` masked them:
-            they stay masked).
+            Log gate probabilities (``-inf`` stays ``-inf``).
         rng : numpy.random.RandomState
             Source of the noise's seed (one draw per call).
 
         Returns
         -------
         log_gate_T : ndarray of shape (n_experts, n_samples)
-            Perturbed log-probabilities; each column log-sum-exps to 0.
+            Perturbed log-probabilities, of the input's dtype; each column
+            log-sum-exps to 0.
         """
         log_gate_T = self.inner.perturb_log_gate(log_gate_T, rng)
         keys = _routing.content_keys(log_gate_T)
         noise = _routing.keyed_normals(keys, _seed(rng), log_gate_T.shape[0])
-        noisy = log_gate_T + float(self.gate_noise) * noise
-        with np.errstate(under="ignore"):
-            noisy -= logsumexp(noisy, axis=0)
+        noisy = log_gate_T + (float(self.gate_noise) * noise).astype(log_gate_T.dtype, copy=False)
+        noisy -= _log_sum_exp(noisy)
         return noisy
 
     def __repr__(self):

@@ -5,9 +5,10 @@ mixture-of-experts literature are other routers with the same interface
 (the table of "Routing and EM variants" in the user guide):
 
 * an *assignment* router decides which experts fit which samples:
-  :class:`SoftRouter` (soft EM), :class:`TopKRouter` (``top_k``: the gate is
-  masked by the driver, the posterior passes through),
-  :class:`ClassificationRouter` (``algorithm="cem"``),
+  :class:`SoftRouter` (soft EM), :class:`TopKRouter` (``top_k``: each
+  sample picks its experts by the gate, as at prediction, and the gate
+  learns from the full posterior), :class:`ClassificationRouter`
+  (``algorithm="cem"``),
   :class:`StochasticRouter` (``algorithm="sem"``) and
   :class:`ExpertChoiceRouter` (``routing="expert_choice"``);
 * *modifiers* wrap one: :class:`BalancedRouter` (``balance``, before the
@@ -16,8 +17,9 @@ mixture-of-experts literature are other routers with the same interface
 
 :func:`make_router` builds the composition from an estimator's parameters
 and refuses the combinations that make no sense. The array work is in
-:mod:`skmoe._routing`; see there how every router treats a row of weight 2
-as two copies of the row.
+:mod:`skmoe._routing` (content keys, draws, ranks), :mod:`skmoe._routing_capacity`
+and :mod:`skmoe._routing_balance`; see :mod:`skmoe._routing` for how every
+router treats a row of weight 2 as two copies of the row.
 """
 
 import math

@@ -8,7 +8,9 @@ purpose re-records the file and says why in the changelog. Re-recorded in
 0.2.0 for the changes on purpose listed there (default ``gate_alpha``,
 ``log_likelihood_curve_`` without the penalty, the stable order of experts,
 ``Ridge`` experts keeping their best iterate, the MLP gate's bounded
-M-step).
+M-step); ``reg_top_k`` re-recorded later in 0.2.0: top-k training no longer masks
+the gate before the E-step (each expert is fitted on the samples whose top-k
+picked it, the gate on the full posterior).
 """
 
 import json

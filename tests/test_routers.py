@@ -20,6 +20,8 @@ from skmoe import (
     MixtureOfExpertsRegressor,
     _routers,
     _routing,
+    _routing_balance,
+    _routing_capacity,
 )
 from skmoe._combinations import ROUTERS
 from skmoe.datasets import make_gated_regression, make_xor_blobs
@@ -62,11 +64,18 @@ class _Spy:
     def __init__(self, router):
         self.router = router
         self.calls = []
+        self.choices = []
 
     def __getattr__(self, name):
         return getattr(self.router, name)
 
     def route(self, resp_T, log_prob, sample_weight, rng):
+        inner = self.router
+        while hasattr(inner, "inner"):
+            inner = inner.inner
+        # top_k: the experts each sample picked in the E-step being routed.
+        choice = getattr(inner, "choice_", None)
+        self.choices.append(None if choice is None else choice.copy())
         routing = self.router.route(resp_T, log_prob, sample_weight, rng)
         self.calls.append((resp_T.copy(), log_prob, routing.experts_T.copy(), routing.gate_T.copy()))
         return routing
@@ -129,12 +138,90 @@ def test_balanced_posterior_is_the_kl_projection_onto_the_targets(targets):
     resp /= resp.sum(axis=0)
     w = rng.uniform(0.5, 2, n)
     t = np.full(k, 1 / k) if targets is None else np.asarray(targets)
-    q, b, _ = _routing.balance_posterior(resp, w, t)
+    q, b, _ = _routing_balance.balance_posterior(resp, w, t)
     assert_allclose(q.sum(axis=0), 1.0)
     assert_allclose(q @ w / w.sum(), t, atol=1e-6)
     # softmax(log r + b): log q - log r - b is the same for every expert of a sample.
     gap = np.log(q) - np.log(resp) - b[:, None]
     assert_allclose(gap - gap[0], 0.0, atol=1e-8)
+
+
+def test_capped_posterior_is_the_kl_projection_onto_shares_at_most_the_capacities():
+    rng = np.random.RandomState(0)
+    n, k = 800, 5
+    logits = rng.randn(k, n) * 3 + np.array([[3], [1], [0], [-1], [-3]])
+    resp = np.exp(logits - logits.max(axis=0))
+    resp /= resp.sum(axis=0)
+    w = rng.uniform(0.5, 2, n)
+    for factor in (1.0, 1.25, 2.0):
+        caps = np.full(k, factor / k)
+        q, b, _ = _routing_balance.cap_posterior(resp, w, caps, tol=1e-10)
+        share = q @ w / w.sum()
+        assert_allclose(q.sum(axis=0), 1.0)
+        assert np.all(share <= caps + 1e-9) and np.all(b <= 0)
+        # KKT: an expert with a negative offset is at its capacity, the others
+        # keep the posterior's ratios (b = 0).
+        assert_allclose(share[b < -1e-9], caps[b < -1e-9], atol=1e-9)
+        gap = np.log(q) - np.log(resp) - b[:, None]
+        assert_allclose(gap - gap[0], 0.0, atol=1e-8)
+    assert np.any(b == 0) and np.any(b < 0)  # at factor 2 only the largest expert is capped
+
+
+def test_top_k_indices_keep_the_largest_entries_ties_to_the_lowest_index():
+    with np.errstate(divide="ignore"):
+        log_gate = np.log(np.array([[0.4, 0.25, 0.2], [0.4, 0.25, 0.0], [0.2, 0.5, 0.8]]))
+    assert_array_equal(_routing.top_k_indices(log_gate, 1), [[0, 2, 2]])
+    assert_array_equal(_routing.top_k_indices(log_gate, 2), [[0, 2, 2], [1, 0, 0]])
+    # An expert with no gate mass (-inf) is kept only when nothing else is left.
+    assert_array_equal(np.sort(_routing.top_k_indices(log_gate, 3), axis=0), [[0, 0, 0], [1, 1, 1], [2, 2, 2]])
+
+
+def test_top_k_router_picks_by_the_gate_and_fits_the_gate_to_the_posterior():
+    rng = np.random.RandomState(0)
+    n_experts, n = 5, 300
+    log_gate = np.log(rng.dirichlet(np.ones(n_experts), size=n).T)
+    log_lik = rng.randn(n_experts, n) * 3
+    log_lik[:, :5] = -2000.0  # the full posterior underflows on some picks
+    log_lik[4, :5] = 0.0
+    router = _routers.TopKRouter(2)
+    resp, log_prob = router.posterior(log_gate, log_lik.copy())
+    full = np.exp(log_gate + log_lik - np.logaddexp.reduce(log_gate + log_lik, axis=0))
+    assert_allclose(resp, full, atol=1e-12)
+    # Each sample picks its two largest gate outputs, as at prediction.
+    picks = np.argsort(-log_gate, axis=0, kind="stable")[:2]
+    assert_array_equal(np.sort(router.choice_, axis=0), np.sort(picks, axis=0))
+    # The objective is the log-likelihood of the top-k model, exact where
+    # the full posterior underflows.
+    gate_k = np.take_along_axis(log_gate, picks, axis=0)
+    joint_k = gate_k + np.take_along_axis(log_lik, picks, axis=0)
+    expected = np.logaddexp.reduce(joint_k, axis=0) - np.logaddexp.reduce(gate_k, axis=0)
+    assert_allclose(log_prob, expected, rtol=1e-12)
+    routing = router.route(resp, log_prob, np.ones(n), None)
+    assert_array_equal(routing.gate_T, resp)
+    experts = routing.experts_T
+    assert_allclose(experts.sum(axis=0), 1.0)
+    assert np.all(np.count_nonzero(experts, axis=0) <= 2)
+    # On the picks, the posterior renormalised (the top-k model's posterior).
+    ok = np.flatnonzero(np.take_along_axis(resp, picks, axis=0).sum(axis=0) > 0)
+    kept = np.take_along_axis(resp, picks, axis=0)[:, ok]
+    assert_allclose(np.take_along_axis(experts[:, ok], picks[:, ok], axis=0), kept / kept.sum(axis=0))
+    # Removing an expert renumbers the picks; its picks are dropped.
+    router.remove_experts(np.array([0, 1, 2, 4]))
+    assert router.choice_.max() <= 3 and np.all(router.choice_ >= -1)
+    assert np.all(router.choice_[picks == 3] == -1) and np.all(router.choice_[picks == 4] == 3)
+
+
+def test_removed_experts_targets_go_to_the_others_in_proportion():
+    router = _routers.BalancedRouter(_routers.SoftRouter(), np.array([0.1, 0.2, 0.3, 0.4]))
+    rng = np.random.RandomState(0)
+    resp = rng.dirichlet(np.ones(3), size=400).T
+    router.route(rng.dirichlet(np.ones(4), size=400).T, None, np.ones(400), rng)  # a new run
+    router.remove_experts(np.array([0, 2, 3]))
+    routing = router.route(resp, np.zeros(400), np.ones(400), rng)
+    assert_allclose(routing.experts_T.mean(axis=1), np.array([0.1, 0.3, 0.4]) / 0.8, atol=1e-6)
+    # The next run starts with every expert's target again.
+    router.route(rng.dirichlet(np.ones(4), size=400).T, None, np.ones(400), rng)
+    assert_allclose(router._run_targets, [0.1, 0.2, 0.3, 0.4])
 
 
 def _slots(resp, k):
@@ -156,7 +243,7 @@ def test_capacity_is_never_exceeded_and_no_sample_is_dropped(k, max_rounds):
     slots, values = _slots(resp, k)
     capacity = 1.25 * k / n_experts * w.sum()
     rank = _routing.tie_break_rank(None, _routing.content_keys(resp))
-    S, V = _routing.limit_capacity(slots, values, resp, w, capacity, rank, max_rounds=max_rounds)
+    S, V = _routing_capacity.limit_capacity(slots, values, resp, w, capacity, rank, max_rounds=max_rounds)
     assert np.all(S @ w <= capacity * (1 + 1e-9))
     assert_allclose(S.sum(axis=0), k)  # every slot of every sample is placed
     assert_allclose(V.sum(axis=0), 1.0)  # and carries all its weight
@@ -170,10 +257,10 @@ def test_capacity_keeps_the_most_responsible_samples():
     resp = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
     slots = np.array([[1.0, 1, 1, 1], [0, 0, 0, 0]])
     rank = np.arange(4)
-    S, _ = _routing.limit_capacity(slots, slots.copy(), resp, np.ones(4), 2.0, rank)
+    S, _ = _routing_capacity.limit_capacity(slots, slots.copy(), resp, np.ones(4), 2.0, rank)
     assert_array_equal(S, [[1, 1, 0, 0], [0, 0, 1, 1]])
     # The boundary row is split: a weight of 2 behaves as two rows.
-    S, _ = _routing.limit_capacity(slots, slots.copy(), resp, np.array([1.0, 2, 1, 1]), 2.5, rank)
+    S, _ = _routing_capacity.limit_capacity(slots, slots.copy(), resp, np.array([1.0, 2, 1, 1]), 2.5, rank)
     assert_allclose(S[0], [1, 0.75, 0, 0])
 
 
@@ -184,9 +271,9 @@ def test_expert_choice_gives_each_expert_its_capacity_plus_fallbacks():
     w = rng.randint(1, 4, n).astype(float)
     capacity = 0.2 * w.sum()
     rank = _routing.tie_break_rank(None, _routing.content_keys(resp))
-    picks = _routing.expert_choice_picks(resp, w, capacity, rank)
+    picks = _routing_capacity.expert_choice_picks(resp, w, capacity, rank)
     assert_allclose(picks @ w, capacity)
-    weights = _routing.expert_choice_weights(picks, resp)
+    weights = _routing_capacity.expert_choice_weights(picks, resp)
     assert_allclose(weights.sum(axis=0), 1.0)
     unpicked = picks.max(axis=0) == 0
     assert unpicked.any()
@@ -198,7 +285,7 @@ def test_expert_choice_gives_each_expert_its_capacity_plus_fallbacks():
         assert resp[k, taken].min() >= resp[k, picks[k] == 0].max()
 
 
-@pytest.mark.parametrize("router_kind", ["capacity", "expert_choice", "sem"])
+@pytest.mark.parametrize("router_kind", ["capacity", "capacity_top_k", "expert_choice", "sem"])
 def test_routing_a_row_of_weight_two_as_two_copies(router_kind):
     # The check scikit-learn runs: integer weights == repeated rows, rows shuffled.
     rng = np.random.RandomState(0)
@@ -213,6 +300,10 @@ def test_routing_a_row_of_weight_two_as_two_copies(router_kind):
         rng_ = np.random.RandomState(0)
         if router_kind == "capacity":
             router = _routers.CapacityRouter(_routers.ClassificationRouter(), 1.0, 1)
+        elif router_kind == "capacity_top_k":
+            # Rows split at one expert's boundary move on over several rounds:
+            # copies of a row are refused and held as the row is.
+            router = _routers.CapacityRouter(_routers.TopKRouter(2), 1.0, 2)
         elif router_kind == "expert_choice":
             router = _routers.ExpertChoiceRouter(1.0)
         else:
@@ -331,6 +422,37 @@ def test_top_k_experts_fit_at_most_k_experts_rows_per_sample(monkeypatch, params
     moe = MixtureOfExpertsRegressor(4, random_state=0, max_iter=10, **params).fit(X, y)
     assert max(seen[1:]) <= params["top_k"]  # after the initial partition
     assert moe.expert_load_.sum() <= params["top_k"] + 1e-12
+
+
+@pytest.mark.parametrize("params", [{"top_k": 1}, {"top_k": 2}, {"top_k": 1, "capacity_factor": 1.25}])
+def test_top_k_training_picks_by_the_gate_and_the_gate_learns_the_posterior(spy, params):
+    # The driver's E-step is the router's (posterior); top_k picks each
+    # sample's experts by its gate there, before the target is seen.
+    X, y = _regression()
+    MixtureOfExpertsRegressor(4, random_state=0, max_iter=8, **params).fit(X, y)
+    router = spy[0].router
+    while not isinstance(router, _routers.TopKRouter):
+        router = router.inner
+    assert router.choice_ is not None, "the driver's E-step must call router.posterior"
+    k = params["top_k"]
+    for resp_T, _, experts_T, gate_T in spy[0].calls[1:]:
+        assert np.all(np.count_nonzero(experts_T, axis=0) <= k + 1)  # + 1: a split boundary row
+        # The gate's target is the full posterior, capped at the capacities.
+        if "capacity_factor" not in params:
+            assert_array_equal(gate_T, resp_T)
+        else:
+            assert np.all(gate_T.mean(axis=1) <= params["capacity_factor"] / 4 + 1e-6)
+            # softmax_k(log r + b_k): log q - log r differs between experts by b.
+            ok = np.all(resp_T > 1e-200, axis=0)
+            gap = np.log(gate_T[:, ok]) - np.log(resp_T[:, ok])
+            gap -= gap[0]
+            assert_allclose(gap, gap[:, :1] * np.ones_like(gap), atol=1e-6)
+    # The experts are fitted on the gate's picks (capacity moves some rows on).
+    for (_, _, experts_T, _), choice in zip(spy[0].calls[1:], spy[0].choices[1:]):
+        picked = np.zeros(experts_T.shape, dtype=bool)
+        np.put_along_axis(picked, choice, True, axis=0)
+        on_picks = np.mean(np.all(picked | (experts_T == 0), axis=0))
+        assert on_picks > (0.8 if "capacity_factor" in params else 0.99)
 
 
 @pytest.mark.parametrize("params, k", [
