@@ -2,28 +2,37 @@
 
 Usage::
 
-    python benchmarks/gates.py                    # the three parts below (~10 min on 2 cores)
+    python benchmarks/gates.py                    # the four parts below (~30 min on 2 cores)
     python benchmarks/gates.py --parts case800    # the 800-row case only
     python benchmarks/gates.py --parts mstep --sizes 1e4 --features 16 --experts 8
     python benchmarks/gates.py --output gates.md  # also write the tables as markdown
 
-Three parts, each a table:
+Four parts, each a table:
 
 ``case800``
     The neural-gates issue's first example: 800 samples, 5 features, 3
     experts (``make_gated_regression(800, n_features=5, n_experts=3,
     random_state=0)``), ``MixtureOfExpertsRegressor(n_experts=3, gate=...,
-    random_state=0)`` with its defaults. CPU seconds of a whole fit (median
-    of 3, after one warm-up fit that also imports PyTorch), EM iterations
-    and the objective. Runs against any skmoe version (put another checkout
-    first on ``PYTHONPATH`` to measure it).
+    random_state=seed)`` with its defaults, for the seeds ``--seeds``
+    (0-4): an MLP gate's EM run is sensitive to rounding, so one seed's
+    iteration count is a draw (50 to 73 here). Per seed the median CPU
+    seconds of ``--repeat`` fits, after one warm-up fit that also imports
+    PyTorch; the table has the means over the seeds: CPU seconds, EM
+    iterations, CPU per EM iteration, and the objective. Runs against any
+    skmoe version (put another checkout first on ``PYTHONPATH``).
+``budget``
+    The MLP gate's L-BFGS iterations per M-step (the budget of
+    ``gate="mlp"``, both backends), on the 800-row case for the same seeds:
+    ``gate=MLPGate(max_iter=budget)``, the same gate as ``gate="mlp"`` but
+    for its budget.
 ``mstep``
     One gate M-step as the EM loop runs it (:func:`skmoe.gates._protocol.make_gate`'s
     gate and budget, ``prepare`` once, then ``fit`` on the responsibilities,
     inside the loop's row-thread region), for n in {1e4, 1e5}, d in {16,
-    256}, experts in {8, 64}: the first (cold) M-step, then the mean of two
-    warm M-steps on slightly moved responsibilities. Only the gate: the
-    experts' cost at d=256 and 64 experts would dominate a whole fit.
+    256}, experts in {8, 64}: the first (cold) M-step, then the median of
+    ``--warm`` warm M-steps on slightly moved responsibilities, the two
+    backends' M-steps interleaved so that both see the same load. Only the
+    gate: the experts' cost at d=256 and 64 experts would dominate a whole fit.
 ``fits``
     Whole fits with linear experts at d=16 and 8 experts: n=1e4 for the
     three gates, n=1e5 for the linear and MLP(64) gates (whole fits of
@@ -34,7 +43,9 @@ Three parts, each a table:
 
 CPU seconds (``time.process_time``, every thread of the process) are
 reported next to wall seconds: on a busy machine the wall time mostly
-measures the neighbours.
+measures the neighbours. PyTorch is imported and run once before any
+timing, so that its one-time start (about a second of CPU) is not charged
+to the first table row.
 """
 
 import argparse
@@ -74,10 +85,8 @@ def _timed(func, *args):
 
 def _gate_param(gate, backend, alpha):
     """``gate=`` of the estimator: the strings as they are, MLP(...) as gate objects."""
-    if gate == "linear":
-        return "linear"
-    if gate == "mlp":
-        return "mlp"
+    if not isinstance(gate, str) or gate in ("linear", "mlp"):
+        return gate
     from skmoe.gates import MLPGate, TorchGate
     from skmoe.gates._protocol import _NEURAL_GATE_ITER_PER_M_STEP
 
@@ -87,7 +96,7 @@ def _gate_param(gate, backend, alpha):
     return MLPGate(hidden, alpha=alpha, max_iter=_NEURAL_GATE_ITER_PER_M_STEP)
 
 
-def _estimator(n_experts, gate, backend, **params):
+def _estimator(n_experts, gate, backend, seed=0, **params):
     from skmoe import MixtureOfExpertsRegressor
 
     alpha = MixtureOfExpertsRegressor().get_params().get("gate_alpha", 1e-4)
@@ -96,28 +105,64 @@ def _estimator(n_experts, gate, backend, **params):
         backend = "numpy"
     options = {"device": "cpu"} if backend == "torch" else {}
     return MixtureOfExpertsRegressor(
-        n_experts=n_experts, gate=gate, backend=backend, random_state=0, **options, **params,
+        n_experts=n_experts, gate=gate, backend=backend, random_state=seed, **options, **params,
     )
 
 
-def part_case800(report, repeat):
-    report.heading("The 800-row case: 800 samples, 5 features, 3 experts (whole fits)")
-    X, y = _gated_regression(800, 5, 3)
-    rows = []
-    for gate, backend in (("linear", "numpy"), ("mlp", "numpy"), ("mlp", "torch")):
-        estimator = _estimator(3, gate, backend)
-        estimator.fit(X, y)  # warm-up (imports)
+def _warm_up_torch():
+    """Import PyTorch and run it once, so that its start is not charged to a table row."""
+    X, y = _gated_regression(200, 3, 2)
+    _estimator(2, "mlp", "torch", max_iter=2).fit(X, y)
+
+
+def _case800_row(X, y, gate, backend, seeds, repeat):
+    """Means over the seeds of the median CPU and wall seconds of ``repeat`` fits, and more."""
+    cells = []
+    for seed in seeds:
+        estimator = _estimator(3, gate, backend, seed=seed)
+        estimator.fit(X, y)  # warm-up
         times = [_timed(estimator.fit, X, y)[1:] for _ in range(repeat)]
-        cpu = statistics.median(t[0] for t in times)
-        wall = statistics.median(t[1] for t in times)
         objective = getattr(estimator, "objective_", estimator.log_likelihood_)
-        rows.append([gate, backend, f"{cpu:.3f}", f"{wall:.3f}", estimator.n_iter_,
+        cells.append((statistics.median(t[0] for t in times),
+                      statistics.median(t[1] for t in times), estimator.n_iter_, objective))
+    cpu, wall, iters, objective = (statistics.mean(c[i] for c in cells) for i in range(4))
+    return cpu, wall, iters, objective, min(c[2] for c in cells), max(c[2] for c in cells)
+
+
+def part_case800(report, repeat, seeds):
+    report.heading("The 800-row case: 800 samples, 5 features, 3 experts "
+                   f"(whole fits; means over seeds {seeds[0]}-{seeds[-1]})")
+    X, y = _gated_regression(800, 5, 3)
+    rows, linear = [], None
+    for gate, backend in (("linear", "numpy"), ("mlp", "numpy"), ("mlp", "torch")):
+        cpu, wall, iters, objective, low, high = _case800_row(X, y, gate, backend, seeds, repeat)
+        linear = cpu if linear is None else linear
+        rows.append([gate, backend, f"{cpu:.3f}", f"{wall:.3f}", f"{cpu / linear:.1f}",
+                     f"{iters:.1f}", f"{low}-{high}", f"{1e3 * cpu / iters:.2f}",
                      f"{objective:.4f}"])
-    linear = float(rows[0][2])
-    for row in rows:
-        row.insert(4, f"{float(row[2]) / linear:.1f}")
+        print(rows[-1], flush=True)
     report.table(["gate", "backend", "CPU s", "wall s", "x linear CPU", "EM iterations",
-                  "objective"], rows)
+                  "range", "CPU ms / EM iteration", "objective"], rows)
+
+
+def part_budget(report, repeat, seeds, budgets):
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.gates import MLPGate
+
+    report.heading("The MLP gate's L-BFGS iterations per M-step on the 800-row case "
+                   f"(means over seeds {seeds[0]}-{seeds[-1]})")
+    X, y = _gated_regression(800, 5, 3)
+    alpha = MixtureOfExpertsRegressor().get_params()["gate_alpha"]
+    linear = _case800_row(X, y, "linear", "numpy", seeds, repeat)[0]
+    rows = []
+    for budget in budgets:
+        gate = MLPGate(alpha=alpha, max_iter=budget)
+        cpu, _, iters, objective, low, high = _case800_row(X, y, gate, "numpy", seeds, repeat)
+        rows.append([budget, f"{cpu:.3f}", f"{cpu / linear:.1f}", f"{iters:.1f}",
+                     f"{low}-{high}", f"{1e3 * cpu / iters:.2f}", f"{objective:.4f}"])
+        print(rows[-1], flush=True)
+    report.table(["iterations per M-step", "CPU s", "x linear CPU", "EM iterations", "range",
+                  "CPU ms / EM iteration", "objective"], rows)
 
 
 def _m_step_gate(gate, backend, k):
@@ -139,10 +184,11 @@ def _responsibilities(X, k, rng):
     return 0.9 * P + 0.1 / k
 
 
-def part_mstep(report, sizes, features, experts, gates):
+def part_mstep(report, sizes, features, experts, gates, n_warm):
     from skmoe.utils._threads import row_parallel
 
-    report.heading("One gate M-step as the EM loop runs it (ms; first = cold start)")
+    report.heading("One gate M-step as the EM loop runs it (ms; first = cold start, "
+                   f"warm = median of {n_warm})")
     rows = []
     for n in sizes:
         for d in features:
@@ -150,27 +196,26 @@ def part_mstep(report, sizes, features, experts, gates):
             X = rng.randn(n, d)
             for k in experts:
                 resp = _responsibilities(X, k, rng)
-                moved = [0.95 * resp + 0.05 * _responsibilities(X, k, rng) for _ in range(2)]
+                moved = [0.95 * resp + 0.05 * _responsibilities(X, k, rng) for _ in range(n_warm)]
                 for gate in gates:
-                    cells = {}
-                    for backend in BACKENDS:
-                        adapter = _m_step_gate(gate, backend, k)
-                        times = []
-                        with row_parallel():
-                            context = adapter.prepare(X, None)
-                            for target in [resp, *moved]:
-                                resp_T = np.ascontiguousarray(target.T)
-                                times.append(
-                                    _timed(adapter.fit, X, resp_T, None, context)[1:])
-                        cold = times[0]
-                        warm = [statistics.mean(t[i] for t in times[1:]) for i in (0, 1)]
-                        cells[backend] = (cold, warm)
-                    ratio = cells["torch"][1][0] / cells["numpy"][1][0]
+                    adapters = {b: _m_step_gate(gate, b, k) for b in BACKENDS}
+                    times = {b: [] for b in BACKENDS}
+                    with row_parallel():
+                        contexts = {b: adapters[b].prepare(X, None) for b in BACKENDS}
+                        for target in [resp, *moved]:  # the backends in turn: the same load
+                            resp_T = np.ascontiguousarray(target.T)
+                            for b in BACKENDS:
+                                times[b].append(
+                                    _timed(adapters[b].fit, X, resp_T, None, contexts[b])[1:])
+                    cold = {b: times[b][0] for b in BACKENDS}
+                    warm = {b: [statistics.median(t[i] for t in times[b][1:]) for i in (0, 1)]
+                            for b in BACKENDS}
+                    ratio = warm["torch"][0] / warm["numpy"][0]
                     rows.append([
                         fmt_n(n), d, k, gate,
-                        *(f"{1e3 * cells[b][0][0]:.0f}" for b in BACKENDS),
-                        *(f"{1e3 * cells[b][1][0]:.0f}" for b in BACKENDS),
-                        *(f"{1e3 * cells[b][1][1]:.0f}" for b in BACKENDS),
+                        *(f"{1e3 * cold[b][0]:.0f}" for b in BACKENDS),
+                        *(f"{1e3 * warm[b][0]:.0f}" for b in BACKENDS),
+                        *(f"{1e3 * warm[b][1]:.0f}" for b in BACKENDS),
                         f"{ratio:.2f}",
                     ])
                     print(rows[-1], flush=True)
@@ -217,26 +262,44 @@ def parse_ints(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="case800,mstep,fits")
+    parser.add_argument("--parts", default="case800,budget,mstep,fits")
     parser.add_argument("--sizes", type=parse_ints, default=[10_000, 100_000])
     parser.add_argument("--features", type=parse_ints, default=[16, 256])
     parser.add_argument("--experts", type=parse_ints, default=[8, 64])
     parser.add_argument("--gates", default=",".join(GATES))
+    parser.add_argument("--seeds", type=parse_ints, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--budgets", type=parse_ints, default=[2, 3, 5, 8])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warm", type=int, default=4)
+    parser.add_argument("--fits", default="1e4:mlp256x256,1e5",
+                        help="whole-fit configurations n[:gates] at d=16, 8 experts")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
     parts = args.parts.split(",")
     report = Report()
     report_environment(report)
+    _warm_up_torch()
     if "case800" in parts:
-        part_case800(report, args.repeat)
+        part_case800(report, args.repeat, args.seeds)
+    if "budget" in parts:
+        part_budget(report, args.repeat, args.seeds, args.budgets)
     if "mstep" in parts:
-        part_mstep(report, args.sizes, args.features, args.experts, args.gates.split(","))
+        part_mstep(report, args.sizes, args.features, args.experts, args.gates.split(","),
+                   args.warm)
     if "fits" in parts:
-        part_fits(report, [(10_000, 16, 8, GATES), (100_000, 16, 8, GATES[:2])])
+        part_fits(report, [(n, 16, 8, gates) for n, gates in _fit_configs(args.fits)])
     if args.output:
         report.write(args.output)
+
+
+def _fit_configs(text):
+    """``"1e4:mlp256x256,1e5"`` -> [(10000, (linear, mlp64, mlp256x256)), (100000, (linear, mlp64))]."""
+    configs = []
+    for item in text.split(","):
+        n, _, extra = item.partition(":")
+        configs.append((int(float(n)), GATES[:2] + tuple(g for g in extra.split("+") if g)))
+    return configs
 
 
 if __name__ == "__main__":

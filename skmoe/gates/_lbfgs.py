@@ -31,6 +31,13 @@ _MAX_LINE_SEARCH = 25
 class LBFGSMemory:
     """The last curvature pairs ``(s, y)`` of L-BFGS, oldest first.
 
+    The pairs are rows of two arrays, with their products ``s_i . y_j``
+    kept up to date as pairs come and go, so that :meth:`direction` costs
+    four matrix-vector products and a few scalar loops over the pairs
+    instead of the two-loop recursion's ``4 m`` vector operations (measured
+    25 against 50 us at 10 pairs of 147 parameters: at 800 rows a quarter
+    of a gate M-step was the optimiser's own).
+
     Parameters
     ----------
     size : int, default=10
@@ -39,50 +46,83 @@ class LBFGSMemory:
     Attributes
     ----------
     s, y : list of ndarray
-        Steps and gradient changes.
+        Steps and gradient changes (views of the stored rows).
     """
 
     def __init__(self, size=10):
         self.size = size
-        self.s = []
-        self.y = []
+        self._S = self._Y = None  # (size, n_params) rows, the first len(self) used
+        self._SY = np.zeros((size, size))  # s_i . y_j of the stored pairs
+        self._yy = 0.0  # y . y of the newest pair
+        self._n = 0
 
     def __len__(self):
-        return len(self.s)
+        return self._n
+
+    @property
+    def s(self):
+        return [self._S[i] for i in range(self._n)]
+
+    @property
+    def y(self):
+        return [self._Y[i] for i in range(self._n)]
 
     def add(self, s, y):
         """Store a pair when its curvature ``s . y`` is safely positive; return whether stored."""
-        sy = float(s @ y)
-        if not sy > 1e-10 * float(y @ y):
+        sy, yy = float(s @ y), float(y @ y)
+        if not sy > 1e-10 * yy:
             return False
-        if len(self.s) == self.size:
-            self.s.pop(0)
-            self.y.pop(0)
-        self.s.append(s)
-        self.y.append(y)
+        if self._S is None or self._S.shape[1] != s.shape[0]:
+            self._S, self._Y = np.empty((self.size, s.shape[0])), np.empty((self.size, s.shape[0]))
+            self._n = 0
+        n = self._n
+        if n == self.size:  # drop the oldest pair
+            self._S[:-1], self._Y[:-1] = self._S[1:].copy(), self._Y[1:].copy()
+            self._SY[:-1, :-1] = self._SY[1:, 1:].copy()
+            n -= 1
+        self._S[n], self._Y[n] = s, y
+        self._SY[n, :n] = self._Y[:n] @ s  # s_new . y_j
+        self._SY[:n, n] = self._S[:n] @ y  # s_i . y_new
+        self._SY[n, n] = sy
+        self._yy = yy
+        self._n = n + 1
         return True
 
     def clear(self):
         """Forget every pair."""
-        self.s.clear()
-        self.y.clear()
+        self._n = 0
 
     def direction(self, grad):
-        """``-H grad`` by the two-loop recursion (``-grad`` without pairs)."""
-        q = -grad
-        if not self.s:
-            return q
-        alphas = []
-        rhos = [1.0 / float(s @ y) for s, y in zip(self.s, self.y)]
-        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(rhos)):
-            a = rho * float(s @ q)
-            alphas.append(a)
-            q -= a * y
-        s, y = self.s[-1], self.y[-1]
-        q *= float(s @ y) / float(y @ y)
-        for s, y, rho, a in zip(self.s, self.y, rhos, reversed(alphas)):
-            q += (a - rho * float(y @ q)) * s
-        return q
+        """``-H grad``: the two-loop recursion of L-BFGS (``-grad`` without pairs).
+
+        The same recursion (Nocedal & Wright, Algorithm 7.4), its vector
+        updates gathered into matrix products: the first loop's
+        ``alpha_i = rho_i s_i . q_i``, with ``q_i = -grad - sum_{j>i} alpha_j
+        y_j``, is a triangular system in the products ``s_i . y_j``; so is
+        the second loop's ``beta_i``.
+        """
+        m = self._n
+        if m == 0:
+            return -grad
+        S, Y = self._S[:m], self._Y[:m]
+        SY = self._SY[:m, :m].tolist()
+        rho = [1.0 / SY[i][i] for i in range(m)]
+        Sg = (S @ grad).tolist()
+        alpha = [0.0] * m
+        for i in range(m - 1, -1, -1):
+            row, value = SY[i], -Sg[i]
+            for j in range(i + 1, m):
+                value -= alpha[j] * row[j]
+            alpha[i] = rho[i] * value
+        r = (-grad - np.array(alpha) @ Y) * (SY[m - 1][m - 1] / self._yy)
+        Yr = (Y @ r).tolist()
+        coef = [0.0] * m  # alpha_i - beta_i
+        for i in range(m):
+            value = Yr[i]
+            for j in range(i):
+                value += coef[j] * SY[j][i]
+            coef[i] = alpha[i] - rho[i] * value
+        return r + np.array(coef) @ S
 
 
 def _cubic_minimiser(t1, f1, g1, t2, f2, g2, lo, hi):
@@ -102,47 +142,38 @@ def _cubic_minimiser(t1, f1, g1, t2, f2, g2, lo, hi):
 def _strong_wolfe(fun, theta, direction, step, loss, grad, slope):
     """A step along ``direction`` satisfying the strong-Wolfe conditions.
 
+    Nocedal & Wright's Algorithms 3.5 (bracketing) and 3.6 (zoom) in one
+    loop: ``lo`` is the point of lowest loss satisfying sufficient decrease,
+    and once ``hi`` is set, ``[lo, hi]`` brackets a point satisfying both
+    conditions, shrunk by safeguarded cubic interpolation.
+
     Returns ``(step, loss, grad, n_eval)`` of the accepted point, or
     ``(0.0, loss, grad, n_eval)`` when no step lowered the objective.
     """
-
-    def evaluate(t):
+    lo, hi = (0.0, loss, grad, slope), None
+    largest = np.abs(direction).max(initial=0.0)
+    t, n_eval = step, 0
+    while n_eval < _MAX_LINE_SEARCH:
         new_loss, new_grad = fun(theta + t * direction)
         new_loss = float(new_loss)
-        if not math.isfinite(new_loss):
-            return new_loss, new_grad, math.nan
-        return new_loss, new_grad, float(new_grad @ direction)
-
-    def sufficient(t, f):
-        return f <= loss + _C1 * t * slope and math.isfinite(f)
-
-    # Bracketing (Nocedal & Wright, Algorithm 3.5): lo satisfies sufficient
-    # decrease with the lowest loss seen; a bracket [lo, hi] contains a point
-    # satisfying both conditions.
-    lo = (0.0, loss, grad, slope)
-    hi = None
-    n_eval = 0
-    t = step
-    while n_eval < _MAX_LINE_SEARCH:
-        f, g, d = evaluate(t)
         n_eval += 1
-        if not sufficient(t, f) or f >= lo[1]:
-            hi = (t, f, g, d)
-            break
-        if abs(d) <= -_C2 * slope:
-            return t, f, g, n_eval
-        if d >= 0:
-            hi, lo = lo, (t, f, g, d)
-            break
-        previous, lo = lo, (t, f, g, d)
-        t = _cubic_minimiser(previous[0], previous[1], previous[3], t, f, d,
-                             t + 0.01 * (t - previous[0]), 10 * t)
-    else:
-        return (lo[0], lo[1], lo[2], n_eval) if lo[0] > 0 else (0.0, loss, grad, n_eval)
-    # Zoom (Algorithm 3.6): shrink the bracket by safeguarded cubic interpolation.
-    while n_eval < _MAX_LINE_SEARCH:
+        finite = math.isfinite(new_loss)
+        point = (t, new_loss, new_grad, float(new_grad @ direction) if finite else math.nan)
+        if not (finite and new_loss <= loss + _C1 * t * slope) or new_loss >= lo[1]:
+            hi = point
+        elif abs(point[3]) <= -_C2 * slope:
+            return t, new_loss, new_grad, n_eval
+        elif hi is None and point[3] < 0:  # still descending: extrapolate
+            previous, lo = lo, point
+            t = _cubic_minimiser(previous[0], previous[1], previous[3], t, new_loss, point[3],
+                                 t + 0.01 * (t - previous[0]), 10 * t)
+            continue
+        else:
+            if hi is None or point[3] * (hi[0] - lo[0]) >= 0:
+                hi = lo
+            lo = point
         width = abs(hi[0] - lo[0])
-        if width * np.max(np.abs(direction)) < 1e-12 * max(1.0, np.max(np.abs(theta))):
+        if width * largest < 1e-12 * max(1.0, np.abs(theta).max(initial=0.0)):
             break
         left, right = min(lo[0], hi[0]), max(lo[0], hi[0])
         if math.isfinite(hi[1]) and math.isfinite(hi[3]):
@@ -150,19 +181,8 @@ def _strong_wolfe(fun, theta, direction, step, loss, grad, slope):
         else:
             t = 0.5 * (left + right)
         # Stay off the ends of the bracket, where interpolation stalls.
-        margin = 0.1 * width
-        if t - left < margin or right - t < margin:
+        if min(t - left, right - t) < 0.1 * width:
             t = 0.5 * (left + right)
-        f, g, d = evaluate(t)
-        n_eval += 1
-        if not sufficient(t, f) or f >= lo[1]:
-            hi = (t, f, g, d)
-            continue
-        if abs(d) <= -_C2 * slope:
-            return t, f, g, n_eval
-        if d * (hi[0] - lo[0]) >= 0:
-            hi = lo
-        lo = (t, f, g, d)
     if lo[0] > 0:  # sufficient decrease without the curvature condition
         return lo[0], lo[1], lo[2], n_eval
     return 0.0, loss, grad, n_eval
@@ -210,7 +230,7 @@ def minimise_lbfgs(fun, theta, *, max_iter, gtol, memory=None, ftol=1e-12):
     n_eval, n_iter = 1, 0
     if not math.isfinite(loss):
         raise ValueError("The gate's objective is not finite at its starting point.")
-    while n_iter < max_iter and np.max(np.abs(grad), initial=0.0) > gtol:
+    while n_iter < max_iter and np.abs(grad).max(initial=0.0) > gtol:
         direction = memory.direction(grad)
         slope = float(grad @ direction)
         if not slope < 0:  # not a descent direction: forget the pairs

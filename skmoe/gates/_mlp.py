@@ -7,6 +7,7 @@ pure helpers (layout, Glorot start, standardisation) live in
 """
 
 from numbers import Integral, Real
+from typing import ClassVar
 
 from sklearn.utils import check_random_state
 
@@ -15,7 +16,56 @@ from ._network import ACTIVATIONS, check_hidden_layer_sizes, initial_parameters
 from ._softmax import _BaseSoftmaxGate
 
 
-class MLPGate(_BaseSoftmaxGate):
+class _BaseNetworkGate(_BaseSoftmaxGate):
+    """A softmax gate of hidden layers: the parameters and the cold start of MLPGate and TorchGate.
+
+    Subclasses have the parameters ``hidden_layer_sizes``, ``activation``,
+    ``alpha``, ``max_iter``, ``tol`` and ``random_state``; a cold start
+    draws the Glorot weights from ``random_state`` (the same draw for both
+    gates, so the two backends start alike), then calls
+    :meth:`_seed_more` with the same generator. The defaults of
+    ``__init__`` are :class:`MLPGate`'s.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(16,),
+        activation="tanh",
+        alpha=1e-4,
+        max_iter=200,
+        tol=1e-7,
+        random_state=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _hidden_layers(self):
+        return check_hidden_layer_sizes(self.hidden_layer_sizes)
+
+    def _initial_parameters(self, shapes, prior):
+        rng = check_random_state(self.random_state)
+        coefs, intercepts = initial_parameters(shapes, self.activation, rng, prior)
+        self._seed_more(rng)
+        return coefs, intercepts
+
+    def _seed_more(self, rng):
+        """Draw the other seeds of a cold start from ``rng``, after the weights."""
+
+
+class MLPGate(_BaseNetworkGate):
     """Feed-forward softmax gate, ``g(x) = softmax(f(x))``, fitted to soft targets.
 
     ``f`` is a fully connected network with ``hidden_layer_sizes`` hidden
@@ -101,35 +151,3 @@ class MLPGate(_BaseSoftmaxGate):
     """
 
     splits_rows = True
-
-    _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-    }
-
-    def __init__(
-        self,
-        hidden_layer_sizes=(16,),
-        activation="tanh",
-        alpha=1e-4,
-        max_iter=200,
-        tol=1e-7,
-        random_state=None,
-    ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-
-    def _hidden_layers(self):
-        return check_hidden_layer_sizes(self.hidden_layer_sizes)
-
-    def _initial_parameters(self, shapes, prior):
-        rng = check_random_state(self.random_state)
-        return initial_parameters(shapes, self.activation, rng, prior)

@@ -96,7 +96,7 @@ def test_sample_weight_two_equals_duplicated_row():
     resp = 0.8 * resp + 0.1
     sample_weight = np.ones(len(X))
     sample_weight[3] = 2.0
-    params = dict(hidden_layer_sizes=(3,), alpha=1e-2, max_iter=50, random_state=0)
+    params = {"hidden_layer_sizes": (3,), "alpha": 1e-2, "max_iter": 50, "random_state": 0}
     weighted = MLPGate(**params).fit(X, resp, sample_weight=sample_weight)
     index = np.r_[np.arange(len(X)), 3]
     duplicated = MLPGate(**params).fit(X[index], resp[index])
@@ -202,3 +202,45 @@ def test_bounded_fits_continue_where_they_stopped():
     assert all(b < a for a, b in zip(losses, losses[1:]))
     long_fit = MLPGate(hidden_layer_sizes=(6,), alpha=1e-3, max_iter=20, random_state=0)
     assert losses[-1] <= 1.05 * long_fit.fit(X, resp).loss_
+
+
+# ----------------------------------------------------------------------
+# The MLP gates' L-BFGS (skmoe/gates/_lbfgs.py)
+
+
+def _two_loop(pairs, grad):
+    """``-H grad`` by the textbook two-loop recursion (Nocedal & Wright, Algorithm 7.4)."""
+    q = -grad
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = (s @ q) / (s @ y)
+        alphas.append(alpha)
+        q = q - alpha * y
+    s, y = pairs[-1]
+    q = q * (s @ y) / (y @ y)
+    for (s, y), alpha in zip(pairs, reversed(alphas)):
+        q = q + (alpha - (y @ q) / (s @ y)) * s
+    return q
+
+
+def test_lbfgs_direction_is_the_two_loop_recursion():
+    # The memory's matrix form of the recursion, as pairs come and the
+    # oldest go, against the recursion written out.
+    from skmoe.gates._lbfgs import LBFGSMemory
+
+    rng = np.random.RandomState(0)
+    n = 30
+    A = rng.randn(n, n)
+    H = A @ A.T + np.eye(n)  # positive definite: every pair has positive curvature
+    memory, pairs = LBFGSMemory(size=4), []
+    for _ in range(7):
+        s = rng.randn(n)
+        assert memory.add(s, H @ s)
+        pairs = [*pairs, (s, H @ s)][-4:]
+        grad = rng.randn(n)
+        expected = _two_loop(pairs, grad)
+        assert_allclose(memory.direction(grad), expected, rtol=1e-10,
+                        atol=1e-12 * np.abs(expected).max())
+    assert len(memory) == 4
+    memory.clear()
+    assert_allclose(memory.direction(grad), -grad)

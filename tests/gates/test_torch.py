@@ -94,7 +94,7 @@ def test_mlp_torch_gate_trains_and_has_the_numpy_objective(torch):
 
 def test_warm_start_and_reproducibility(torch):
     X, resp, _ = _xor_problem(n=300)
-    params = dict(hidden_layer_sizes=(4,), max_iter=10, device="cpu", random_state=0)
+    params = {"hidden_layer_sizes": (4,), "max_iter": 10, "device": "cpu", "random_state": 0}
     a = TorchGate(**params).fit(X, resp)
     b = TorchGate(**params).fit(X, resp)
     for wa, wb in zip(a.coefs_, b.coefs_):
@@ -117,7 +117,7 @@ def test_device_tensor_of_x_is_cached(torch):
 
 
 def test_pickle_round_trip(torch):
-    X, resp, labels = _xor_problem(n=300)
+    X, resp, _ = _xor_problem(n=300)
     gate = TorchGate(hidden_layer_sizes=(8,), max_iter=50, device="cpu", random_state=0)
     gate.fit(X, resp)
     assert "_X_cache" in gate.__dict__
@@ -240,14 +240,74 @@ def test_em_objective_rises_with_the_bounded_gate_budget(torch):
     check_em_objective_rises("torch")
 
 
+@pytest.mark.parametrize("hidden", [(), (5,)])
+def test_problem_kept_within_one_run_gives_the_fit_of_a_new_one(torch, hidden):
+    # The objective of an EM run is built once, then given each M-step's
+    # targets: the same fits as an objective built anew for every M-step.
+    X, resp, sample_weight = _soft_problem(n=500)
+    targets = [resp, 0.5 * resp + 0.5 * np.roll(resp, 1, axis=1)]
+    params = {"hidden_layer_sizes": hidden, "max_iter": 5, "device": "cpu", "random_state": 0}
+    kept, fresh = TorchGate(**params), TorchGate(**params)
+    context = kept.prepare(X, sample_weight)
+    problem = None
+    for target in targets:
+        resp_T = np.ascontiguousarray(target.T)
+        kept.fit_prepared(X, resp_T, context)
+        fresh.__dict__.pop("_torch_state", None)
+        fresh.fit_prepared(X, resp_T, context)
+        assert problem is None or kept._torch_state.problem is problem
+        problem = kept._torch_state.problem
+        assert problem.weighted_resp_T is None  # released after the M-step
+        for a, b in zip(kept.coefs_ + kept.intercepts_, fresh.coefs_ + fresh.intercepts_):
+            assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    kept.fit(X, resp, sample_weight)  # a new run (a new context): a new problem
+    assert kept._torch_state.problem is not problem
+    assert "_torch_state" not in pickle.loads(pickle.dumps(kept)).__dict__
+
+
+def test_row_threads_run_pytorch_on_one_thread(torch):
+    # OpenMP's and MKL's thread counts are per thread: each row thread sets
+    # its own, else its PyTorch kernels spin on every core.
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from skmoe.gates._network import initial_parameters
+    from skmoe.gates._softmax import prepare_context
+    from skmoe.utils._threads import row_parallel
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(20000, 3)
+    resp_T = rng.dirichlet(np.ones(3), len(X)).T.copy()
+    context = prepare_context(X, None)
+    shapes = layer_shapes(3, (16,), 3)  # enough multiply-adds for two row threads
+    gate = TorchGate((16,), device="cpu")
+    seen = []  # (thread, PyTorch's OpenMP threads there) per chunk of rows
+    with threadpool_limits(limits=2), row_parallel() as pool:
+        problem = gate._objective(X, resp_T, context, shapes, pool)
+        rows = problem.network.rows
+
+        def spy(*args):
+            openmp = [info["num_threads"] for info in threadpool_info()
+                      if info["user_api"] == "openmp" and "torch" in info["filepath"]]
+            seen.append((threading.get_ident(), max(openmp, default=torch.get_num_threads())))
+            return rows(*args)
+
+        problem.network.rows = spy
+        problem(pack(*initial_parameters(shapes, "tanh", rng, resp_T @ context.weight)))
+    assert len(seen) == len(pool.bounds(len(X), n_cols=problem.n_cols)) == 2
+    assert threading.get_ident() not in {thread for thread, _ in seen}
+    assert {n_threads for _, n_threads in seen} == {1}
+
+
 # ----------------------------------------------------------------------
 # Mini-batches
 
 
 def test_minibatch_training_is_reproducible_and_keeps_the_best_iterate(torch):
     X, resp, labels = _xor_problem(n=600)
-    params = dict(hidden_layer_sizes=(8,), batch_size=64, learning_rate=0.05,
-                  epochs_per_step=3, device="cpu", random_state=0)
+    params = {"hidden_layer_sizes": (8,), "batch_size": 64, "learning_rate": 0.05,
+              "epochs_per_step": 3, "device": "cpu", "random_state": 0}
     a = TorchGate(**params).fit(X, resp)
     b = TorchGate(**params).fit(X, resp)
     for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
@@ -281,6 +341,17 @@ def test_minibatch_em_fit_is_reproducible_and_monotone(torch):
     curve = fits[0].objective_curve_
     assert np.all(np.diff(curve) >= -1e-12 * np.abs(curve[1:]))
     assert "_torch_state" not in pickle.loads(pickle.dumps(fits[0].gate_)).__dict__
+
+
+def test_adam_moments_carry_over_within_one_run(torch):
+    X, resp, _ = _xor_problem(n=300)
+    gate = TorchGate((4,), batch_size=100, device="cpu", random_state=0)
+    context, resp_T = gate.prepare(X, None), np.ascontiguousarray(resp.T)
+    for n_fits in (1, 2, 3):
+        gate.fit_prepared(X, resp_T, context)
+        assert gate._torch_state.adam["state"][0]["step"] == 3 * n_fits
+    gate.fit(X, resp)  # a new run: Adam starts again
+    assert gate._torch_state.adam["state"][0]["step"] == 3
 
 
 # ----------------------------------------------------------------------
