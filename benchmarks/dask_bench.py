@@ -14,23 +14,27 @@ rows per chunk out of core), each chunk from its own seed, so NumPy and Dask
 fit the same rows.
 
 Per size, each side runs in a fresh subprocess and fits
-``MixtureOfExpertsRegressor(n_experts=8, init="random", max_iter=3, tol=0,
+``MixtureOfExpertsRegressor(n_experts=8, init="random", max_iter=4, tol=0,
 random_state=0)`` with ``verbose=2``; the time of one EM iteration is the
-median of the three iterations the fit prints (the initialisation is not
-counted), and rows per second is ``n`` divided by it.
+median of the four iterations the fit prints (the initialisation is not
+counted), and rows per second is ``n`` divided by it. The CPU time of one
+iteration is the median, over the three intervals between those prints, of
+the CPU seconds (user and system) of every process of the side: the NumPy
+process; the client (with the scheduler), the nannies and the workers.
 
 * NumPy: the arrays in the process's memory, the estimator's own threads
   (BLAS single-threaded, one row thread per core).
 * Dask: a ``distributed.LocalCluster`` of 2 worker processes with 1 thread
-  each; ``X`` and ``y`` generated on the workers and persisted there, so the
-  responsibilities are persisted too.
+  each; ``X`` and ``y`` generated on the workers and persisted there, so each
+  worker caches its blocks' gate objectives for the M-step (within its
+  budget of 3 chunks, :mod:`skmoe._dask._resp`).
 * Out of core: ``X`` written to a memory-mappable ``.npy`` file of
   ``--out-of-core-gb`` GB, 2 workers with ``memory_limit="2GB"``, a fit of
   ``--out-of-core-iter`` iteration(s) (default 1) after the
   initialisation; each chunk
   is read from the file by its task (``np.fromfile`` at the chunk's offset),
-  so every EM pass reads the data again and the responsibilities are
-  recomputed per chunk, never persisted.
+  so every EM pass reads the data again and recomputes the
+  responsibilities piece by piece (no cache).
 
 Memory: each process's peak resident set during the fit (a sampler thread
 reads ``psutil`` every 20 ms), and, for the workers, its increase over the
@@ -54,6 +58,9 @@ import numpy as np
 N_FEATURES = 20
 N_EXPERTS = 8
 ROOT = Path(__file__).resolve().parents[1]
+# A script's folder comes first on sys.path: benchmarks/sparse.py would stand
+# for the ``sparse`` package that dask.array imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 # ----------------------------------------------------------------------
@@ -123,29 +130,62 @@ class PeakSampler:
 
 def _start_worker_sampler(dask_worker):
     dask_worker._skmoe_sampler = PeakSampler()
+    dask_worker._skmoe_stored = dask_worker.state.nbytes
 
 
 def _stop_worker_sampler(dask_worker):
-    return dask_worker._skmoe_sampler.stop()
+    """Base and peak RSS, and the bytes of stored keys gained meanwhile (copies of other workers' chunks)."""
+    base, peak = dask_worker._skmoe_sampler.stop()
+    return base, peak, max(0, dask_worker.state.nbytes - dask_worker._skmoe_stored)
 
 
-def _fit_and_time(estimator, X, y):
-    """Fit with verbose=2; the iteration times it prints and the fit's wall time."""
+def cpu_seconds(processes):
+    """User and system CPU seconds of ``processes`` (those that ended count no more)."""
+    import psutil
+
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class _IterationClock:
+    """A stdout that keeps what the fit prints and the CPU seconds of ``processes`` at each iteration line."""
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.text = []
+        self.cpu = []
+
+    def write(self, text):
+        if "Iteration" in text:
+            self.cpu.append(cpu_seconds(self.processes))
+        self.text.append(text)
+
+    def flush(self):
+        pass
+
+
+def _fit_and_time(estimator, X, y, processes):
+    """Fit with verbose=2: the iteration times it prints, CPU seconds per iteration, the fit's wall time."""
     import contextlib
-    import io
     import warnings
 
-    buffer = io.StringIO()
+    clock = _IterationClock(processes)
     start = time.perf_counter()
-    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+    with contextlib.redirect_stdout(clock), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator.fit(X, y)
     wall = time.perf_counter() - start
-    times = [float(t) for t in re.findall(r"Iteration \d+:.*time ([0-9.]+)s", buffer.getvalue())]
-    return times, wall
+    times = [float(t) for t in re.findall(r"Iteration \d+:.*time ([0-9.]+)s", "".join(clock.text))]
+    return times, np.diff(clock.cpu).tolist(), wall
 
 
-def _estimator(max_iter=3):
+def _estimator(max_iter=4):
     from skmoe import MixtureOfExpertsRegressor
 
     return MixtureOfExpertsRegressor(
@@ -162,10 +202,13 @@ def run_numpy(n):
     for b, size in enumerate(sizes):
         X[start : start + size], y[start : start + size] = make_chunk(size, b, params)
         start += size
+    import psutil
+
     sampler = PeakSampler()
-    times, wall = _fit_and_time(_estimator(), X, y)
+    times, cpu, wall = _fit_and_time(_estimator(), X, y, [psutil.Process()])
     base, peak = sampler.stop()
-    return {"times": times, "fit": wall, "peak": peak, "base": base, "data": X.nbytes + y.nbytes}
+    return {"times": times, "cpu": cpu, "fit": wall, "peak": peak, "base": base,
+            "data": X.nbytes + y.nbytes, "load": os.getloadavg()[0]}
 
 
 def _load_rows(path, lo, hi):
@@ -208,13 +251,15 @@ def _dask_data_generated(n, params):
     return da.concatenate(X_parts), da.concatenate(y_parts)
 
 
-def run_dask(n, memory_limit=None, out_of_core=None, max_iter=3):
+def run_dask(n, memory_limit=None, out_of_core=None, max_iter=4, stealing=True):
     import dask
+    import psutil
     from distributed import Client, LocalCluster
 
     kwargs = {} if memory_limit is None else {"memory_limit": memory_limit}
     # One chunk read ahead per worker thread at most (root-task queuing).
-    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
+    dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                     "distributed.scheduler.work-stealing": stealing})
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, **kwargs) as cluster, Client(cluster) as client:
         if out_of_core is None:
@@ -232,13 +277,14 @@ def run_dask(n, memory_limit=None, out_of_core=None, max_iter=3):
         client.run(lambda: __import__("skmoe._dask._fit"))
         client.run(_start_worker_sampler)
         sampler = PeakSampler()
-        times, wall = _fit_and_time(_estimator(max_iter), X, y)
+        processes = [psutil.Process()] + psutil.Process().children(recursive=True)
+        times, cpu, wall = _fit_and_time(_estimator(max_iter), X, y, processes)
         client_base, client_peak = sampler.stop()
         workers = client.run(_stop_worker_sampler)
     return {
-        "times": times, "fit": wall, "client_peak": client_peak, "client_base": client_base,
-        "workers": list(workers.values()), "chunk_bytes": chunk_bytes,
-        "data": n * (N_FEATURES + 1) * 8,
+        "times": times, "cpu": cpu, "fit": wall, "client_peak": client_peak,
+        "client_base": client_base, "workers": list(workers.values()), "chunk_bytes": chunk_bytes,
+        "data": n * (N_FEATURES + 1) * 8, "load": os.getloadavg()[0],
     }
 
 
@@ -264,7 +310,7 @@ def _child(args):
     if kind == "numpy":
         result = run_numpy(args.n)
     elif kind == "dask":
-        result = run_dask(args.n)
+        result = run_dask(args.n, stealing=not args.no_stealing)
     else:
         result = run_dask(args.n, memory_limit=args.memory_limit,
                           out_of_core=(args.X_path, args.y_path, json.loads(args.chunks)),
@@ -297,6 +343,8 @@ def main():
     parser.add_argument("--skip-out-of-core", action="store_true")
     parser.add_argument("--out-of-core-iter", type=int, default=1)
     parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument("--no-stealing", action="store_true",
+                        help="turn Dask's work stealing off (persisted data stay on their worker)")
     parser.add_argument("--output")
     parser.add_argument("--child")
     parser.add_argument("--n", type=int)
@@ -308,36 +356,49 @@ def main():
         return _child(args)
 
     lines = [
-        (f"d = {N_FEATURES}, k = {N_EXPERTS}, 2 cores; one EM iteration = median of 3 "
-         "(init='random', tol=0)."),
+        (f"d = {N_FEATURES}, k = {N_EXPERTS}, 2 cores; one EM iteration = median of 4 "
+         "(init='random', tol=0); CPU = all processes of the side; working memory = a "
+         "worker's peak RSS above its RSS before the fit, in largest chunks of X."),
         "",
-        "| n | side | s / iteration | rows / s | dask / NumPy per row | fit (s) | peak RSS (GB) |",
-        "|---|---|---|---|---|---|---|",
+        ("| n | side | wall s / iter | CPU s / iter | rows / s (wall) | Dask / NumPy per row: "
+         "wall, CPU | load | peak RSS (GB) | working memory |"),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     per_iter = {}
     for n in (int(float(s)) for s in args.sizes.split(",") if s.strip()):
         numpy_result = _spawn("--child", "numpy", "--n", str(n))
-        dask_result = _spawn("--child", "dask", "--n", str(n))
-        t_np = float(np.median(numpy_result["times"]))
-        t_dk = float(np.median(dask_result["times"]))
-        per_iter[n] = (t_np, t_dk)
+        dask_result = _spawn("--child", "dask", "--n", str(n),
+                             *(["--no-stealing"] if args.no_stealing else []))
+        t_np, t_dk = (float(np.median(r["times"])) for r in (numpy_result, dask_result))
+        c_np, c_dk = (float(np.median(r["cpu"])) for r in (numpy_result, dask_result))
+        per_iter[n] = (t_np, t_dk, c_np, c_dk)
         lines.append(
-            f"| {n:.0e} | NumPy | {t_np:.2f} | {n / t_np:,.0f} | | {numpy_result['fit']:.1f} | "
-            f"{_gb(numpy_result['peak'])} |"
+            f"| {n:.0e} | NumPy | {t_np:.2f} | {c_np:.2f} | {n / t_np:,.0f} | | "
+            f"{numpy_result['load']:.1f} | {_gb(numpy_result['peak'])} | |"
         )
-        workers = ", ".join(f"{_gb(peak)} (+{_gb(peak - base)})" for base, peak in dask_result["workers"])
+        chunk = dask_result["chunk_bytes"]
+        workers = ", ".join(f"{_gb(peak)}" for _, peak, _ in dask_result["workers"])
+        working = ", ".join(
+            f"{(peak - base) / chunk:.2f}x" + (f" ({(peak - base - copies) / chunk:.2f}x without "
+                                               f"{copies / 1e6:.0f} MB of copied chunks)" if copies else "")
+            for base, peak, copies in dask_result["workers"]
+        )
         lines.append(
-            f"| {n:.0e} | Dask, 2 workers | {t_dk:.2f} | {n / t_dk:,.0f} | {t_dk / t_np:.2f} | "
-            f"{dask_result['fit']:.1f} | client {_gb(dask_result['client_peak'])}; workers {workers} |"
+            f"| {n:.0e} | Dask, 2 workers | {t_dk:.2f} | {c_dk:.2f} | {n / t_dk:,.0f} | "
+            f"{t_dk / t_np:.2f}, {c_dk / c_np:.2f} | {dask_result['load']:.1f} | client "
+            f"{_gb(dask_result['client_peak'])} (+{_gb(dask_result['client_peak'] - dask_result['client_base'])}); "
+            f"workers {workers} | {working} of {chunk / 1e6:.0f} MB |"
         )
         print("\n".join(lines[-2:]), flush=True)
     sizes = sorted(per_iter)
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
+        growth = [per_iter[hi][i] / per_iter[lo][i] for i in range(4)]
         lines += [
             "",
-            (f"Per-iteration time from n = {lo:.0e} to {hi:.0e} ({hi / lo:.0f}x the rows): NumPy "
-             f"{per_iter[hi][0] / per_iter[lo][0]:.1f}x, Dask {per_iter[hi][1] / per_iter[lo][1]:.1f}x."),
+            (f"Per-iteration cost from n = {lo:.0e} to {hi:.0e} ({hi / lo:.0f}x the rows): NumPy "
+             f"{growth[0]:.1f}x wall, {growth[2]:.1f}x CPU; Dask {growth[1]:.1f}x wall, "
+             f"{growth[3]:.1f}x CPU."),
         ]
     if not args.skip_out_of_core and args.out_of_core_gb > 0:
         n = int(args.out_of_core_gb * 1e9 / (N_FEATURES * 8))
@@ -351,7 +412,7 @@ def main():
                             "--out-of-core-iter", str(args.out_of_core_iter))
         t = float(np.median(result["times"]))
         chunk = result["chunk_bytes"]
-        working = max(peak - base for base, peak in result["workers"])
+        working = max(peak - base for base, peak, _ in result["workers"])
         lines += [
             "",
             f"Out of core: X of {n:,} rows ({_gb(n * N_FEATURES * 8)} GB, written in "
@@ -361,7 +422,7 @@ def main():
             f"{t:.1f} s per iteration ({n / t:,.0f} rows/s). Peak RSS: client "
             f"{_gb(result['client_peak'])} GB; workers "
             + ", ".join(f"{_gb(peak)} GB (+{_gb(peak - base)} during the fit)"
-                        for base, peak in result["workers"])
+                        for base, peak, _ in result["workers"])
             + f". Largest working memory {working / chunk:.1f}x the largest chunk "
             "(the model is a few kB).",
         ]

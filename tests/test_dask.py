@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.cluster import KMeans
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -105,15 +105,16 @@ def _assert_same_fit(a, b, rtol=RTOL):
 
 def test_matches_numpy_from_same_responsibilities(client):
     """Fitted on a dask array == fitted on the NumPy array from the same initial responsibilities."""
-    _check_matches_numpy(persist=None, max_iter=4)
+    _check_matches_numpy(cache=None, max_iter=4)
 
 
-def test_matches_numpy_recomputing_responsibilities(local):
-    """The same when the responsibilities are recomputed per pass instead of persisted."""
-    _check_matches_numpy(persist=False, max_iter=6)
+@pytest.mark.parametrize("cache", [0, 4])
+def test_matches_numpy_recomputing_responsibilities(local, cache):
+    """The same when every pass recomputes the responsibilities (no cache), or some blocks' (a small one)."""
+    _check_matches_numpy(cache=cache, max_iter=6)
 
 
-def _check_matches_numpy(persist, max_iter):
+def _check_matches_numpy(cache, max_iter):
     import dask
 
     X, y, rng = _data()
@@ -121,7 +122,7 @@ def _check_matches_numpy(persist, max_iter):
     init = rng.dirichlet(np.ones(3), size=N)
     params = {"n_experts": 3, "init": init, "max_iter": max_iter, "random_state": 0}
     Xd, yd, wd = _dask(X, y, sample_weight)
-    with dask.config.set({"skmoe.persist_responsibilities": persist}), warnings.catch_warnings():
+    with dask.config.set({"skmoe.responsibility_cache": cache}), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = MixtureOfExpertsRegressor(**params).fit(Xd, yd, sample_weight=wd)
     with warnings.catch_warnings():
@@ -160,6 +161,107 @@ def test_reseeding_matches_numpy(local):
         warnings.simplefilter("ignore")
         reference = MixtureOfExpertsRegressor(**params).fit(X, y)
     _assert_same_fit(fitted, reference)
+
+
+def test_removal_then_reseeding_matches_numpy(local):
+    """An expert removed and another starved at the same step: the other is re-seeded at once, as in memory."""
+    import dask.array as da
+
+    rng = np.random.RandomState(0)
+    n = 54
+    X = rng.normal(size=(n, 3))
+    y = np.where(X[:, 0] < 0, 2.0 * X[:, 1], 1.0 - X[:, 2]) + 0.1 * rng.normal(size=n)
+    # Expert 0 starts on 3 rows: degenerate, and removed at once, since even a
+    # re-seeded slice (n / 6 = 9 rows) is below the 10 its 4 parameters need.
+    # Expert 1 starts on none (starved); without an intercept it needs 8, so
+    # it is re-seeded, in the step that removes expert 0.
+    labels = np.full(n, 2)
+    labels[:3] = 0
+    experts = [LinearRegression(), LinearRegression(fit_intercept=False), LinearRegression()]
+    params = {"n_experts": 3, "expert": experts, "init": labels, "max_iter": 6, "random_state": 0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference = MixtureOfExpertsRegressor(**params).fit(X, y)
+    message = " ".join(str(w.message) for w in caught)
+    assert "re-seeded expert(s) 1" in message and "removed expert(s) 0" in message
+    chunks = (17, 22, 15)
+    Xd, yd = da.from_array(X, chunks=(chunks, 3)), da.from_array(y, chunks=(chunks,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = MixtureOfExpertsRegressor(**params).fit(Xd, yd)
+    _assert_same_fit(fitted, reference)
+
+
+def test_cache_spares_the_e_step_within_its_budget(local, monkeypatch):
+    """With room in the cache, the E-step runs once per block and iteration; the cache stays in budget and is released."""
+    import dask
+
+    from skmoe._dask import _resp, _steps
+
+    X, y, _ = _data(11)
+    Xd, yd = _dask(X, y)
+    calls, cached = [], []
+    original_e_step, original_store = _steps.e_step_block, _resp._store
+
+    def counting_e_step(X, y, sw, model):
+        calls.append(X.shape[0])
+        return original_e_step(X, y, sw, model)
+
+    def recording_store(key, value, nbytes, budget):
+        original_store(key, value, nbytes, budget)
+        cached.append((_resp.cached_bytes(key[0]), budget))
+
+    monkeypatch.setattr(_steps, "e_step_block", counting_e_step)
+    monkeypatch.setattr(_resp, "_store", recording_store)
+    counts = {}
+    for chunks in (100.0, 4.0, 0.0):  # room for every block, for some, none
+        calls.clear()
+        with dask.config.set({"skmoe.responsibility_cache": chunks}), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = MixtureOfExpertsRegressor(n_experts=2, max_iter=3, tol=0.0, random_state=0)
+            est.fit(Xd, yd)
+        counts[chunks] = len(calls)
+        assert _resp.cached_bytes() == 0  # released at the end of the fit
+    n_e_steps = 1 + est.n_iter_  # the initialisation's, then one per iteration
+    assert counts[100.0] == len(CHUNKS) * n_e_steps
+    # Without room, every evaluation of the gate's objective recomputes the E-step.
+    assert counts[100.0] < counts[4.0] < counts[0.0]
+    assert cached and all(used <= budget for used, budget in cached)
+    with dask.config.set({"skmoe.responsibility_cache": -1}), pytest.raises(
+        ValueError, match="skmoe.responsibility_cache"
+    ):
+        MixtureOfExpertsRegressor(n_experts=2).fit(Xd, yd)
+
+
+def test_dask_ml_kmeans_initialisation(local):
+    """dask_ml's KMeans (k-means|| on every row) gives the first responsibilities, blockwise."""
+    cluster = pytest.importorskip("dask_ml.cluster")
+    from skmoe._dask._data import as_row_data, summarise
+    from skmoe._dask._init import initial_responsibilities
+    from skmoe._dask._resp import FitSpec, reduce_resp
+
+    X, y, _ = _data(12)
+    X[: N // 2] += 6.0  # two separated clusters
+    Xd, yd = _dask(X, y)
+    data = as_row_data(Xd, yd, None)
+    summary = summarise(data)
+    spec = FitSpec.new(0, None, summary.x_mean, summary.x_scale, summary.sum_w)
+    recipe = initial_responsibilities(cluster.KMeans(n_clusters=2, random_state=0), data, summary,
+                                      2, np.random.RandomState(0), spec)
+    parts = reduce_resp(lambda block: block.responsibilities(), data, recipe, spec)
+    resp = np.concatenate([part[:2] for part in parts], axis=1)
+    labels = resp.argmax(axis=0)
+    assert_allclose(resp.sum(axis=0), 1.0)
+    assert len(set(labels[: N // 2])) == 1 and len(set(labels[N // 2 :])) == 1
+    assert labels[0] != labels[-1]
+    # Through the estimator (whose parameter check asks init for fit_predict,
+    # which Dask-ML's KMeans lacks): its labels_, a dask array, as init.
+    kmeans = cluster.KMeans(n_clusters=2, random_state=0).fit(Xd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MixtureOfExpertsRegressor(n_experts=2, init=kmeans.labels_, max_iter=3,
+                                        random_state=0).fit(Xd, yd)
+    assert est.n_experts_ == 2 and np.isfinite(est.log_likelihood_)
 
 
 def test_warm_start_continues_like_numpy(local):
@@ -218,43 +320,43 @@ def test_classifier_predict_proba_is_lazy(client):
 
 
 def test_no_full_size_array_on_the_client(client, monkeypatch):
-    """The client receives only per-block statistics and bounded samples; row-aligned arrays stay dask arrays."""
-    from skmoe._dask import _blocks, _fit, _init
+    """The client receives only per-block statistics and bounded samples, and ships only small recipes."""
+    from skmoe._dask import _blocks, _init, _steps
 
     # Samples of 40 rows (for the initialisation and the re-seeding thresholds),
     # so that a full-size array would stand out in this small data.
     monkeypatch.setattr(_init, "INIT_SAMPLE_ROWS", 40)
-    monkeypatch.setattr(_fit, "_THRESHOLD_SAMPLE_ROWS", 40)
+    monkeypatch.setattr(_steps, "THRESHOLD_SAMPLE_ROWS", 40)
 
     X, y, _ = _data(6)
     Xd, yd = _dask(X, y)
-    received, row_arrays = [], []
-    original_gather, original_map_rows = _blocks.gather, _blocks.map_rows
+    received, sent = [], []
+    original_gather, original_run_tasks = _blocks.gather, _blocks.run_tasks
 
     def recording_gather(tasks):
         results = original_gather(tasks)
         received.append(_nbytes(results))
         return results
 
-    def recording_map_rows(*args, **kwargs):
-        result = original_map_rows(*args, **kwargs)
-        row_arrays.append(result)
-        return result
+    def recording_run_tasks(func, blocks, params, per_block=None):
+        sent.append(_nbytes(params))
+        return original_run_tasks(func, blocks, params, per_block)
 
     monkeypatch.setattr(_blocks, "gather", recording_gather)
-    for module in ("_fit", "_init", "_gate"):
-        monkeypatch.setattr(f"skmoe._dask.{module}.map_rows", recording_map_rows, raising=False)
+    for module in ("_blocks", "_resp"):
+        monkeypatch.setattr(f"skmoe._dask.{module}.run_tasks", recording_run_tasks)
     labels = (X[:, 0] > 0).astype(int)  # expert 2 starts empty: the re-seeding pass runs too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         MixtureOfExpertsRegressor(n_experts=3, max_iter=2, random_state=0, init=labels).fit(Xd, yd)
-    assert received and row_arrays
+    assert received and sent
     # Chunk-size assertion: no array the client received has as many rows as a chunk.
     assert max(largest for _, largest in received) < min(CHUNKS)
     # In all, per gather, at most a few kB: the Gram matrices and moments of each block.
     assert max(total for total, _ in received) < X.nbytes / 2
-    for E in row_arrays:
-        assert E.chunks[1] == CHUNKS
+    # What a pass ships with its tasks (parameters, recipes) is small too; the
+    # labels of the initialisation are a dask array, read by the tasks.
+    assert max(largest for _, largest in sent) < min(CHUNKS)
 
 
 def _nbytes(obj):

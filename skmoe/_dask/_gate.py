@@ -1,85 +1,95 @@
-"""The linear gate's M-step on Dask data: L-BFGS on the client, loss and gradient summed over blocks.
+"""The linear gate's M-step on Dask data: L-BFGS on the client, the objective summed over row blocks.
 
-The dask-glm pattern: SciPy's L-BFGS-B runs on the client on the
-``(n_experts, n_features + 1)`` parameters; each evaluation sends them to the
-workers once (one delayed object in the graph) and every row block returns
-its part of the loss and of the gradient, added on the client in row order.
-The objective is the one of :class:`~skmoe.gates._softmax.SoftmaxObjective`
-without hidden layer, term by term (``tests/test_dask.py`` compares them): the
-weighted log-sum-exp of the logits per block, the targets' part from their
-weighted moments (gathered once per M-step with the experts' statistics), the
-chain rule through the folded standardisation and the L2 penalty on the
-client.
+The dask-glm pattern: the gate's own L-BFGS (``LinearGate._minimise``)
+runs on the client on the ``(n_experts, n_features + 1)`` parameters; each
+evaluation sends them to the workers once (one object in the graph) and
+every row block returns its part of the loss and of the gradient, added on
+the client in row order.
+
+A block's part is the in-memory objective itself,
+:class:`~skmoe.gates._softmax.SoftmaxObjective`, built on the block's rows
+and responsibilities without penalty: the weighted log-sum-exp, the targets'
+moments and the chain rule through the folded standardisation are all sums
+over rows, so the blocks' parts add up to the in-memory objective; the L2
+penalty is added once, on the client. Each block's objective (its weighted
+responsibilities, moments and buffers) is built once per M-step and kept in
+its process's cache (:meth:`~skmoe._dask._resp.Block.cached`), so the
+later evaluations cost what they cost in memory.
 
 :class:`BlockwiseLinearGate` is a :class:`~skmoe.gates.LinearGate` whose
-``_minimise`` hook (the optimiser, the documented extension point of the
-softmax gates) is this blockwise L-BFGS; everything else (warm start,
-penalty, removal of experts, the fitted attributes) is the gate's own. The
-fitted estimator holds a plain ``LinearGate`` (:func:`as_plain_gate`).
+``_objective`` hook is this blockwise sum; everything else (the optimiser,
+warm start, penalty, removal of experts, the fitted attributes) is the
+gate's own. The fitted estimator holds a plain ``LinearGate``
+(:func:`as_plain_gate`).
 """
 
 import copy
+import itertools
 
 import numpy as np
-from scipy.optimize import minimize
 
-from .._base import _select_columns
+from .._fit_state import _select_columns
 from ..gates._linear import LinearGate
 from ..gates._network import pack, unpack
-from ._blocks import reduce_blocks
-
-# Rows per inner block of a task: the (n_experts, block) logits stay in cache
-# (the in-memory objective's choice for narrow designs).
-_BLOCK = 16384
+from ..gates._softmax import SoftmaxObjective
 
 
-def gate_weight(sw, n_rows, total, dtype):
+def gate_weight(sw, n_rows, total, dtype=np.float64):
     """The gate's per-row weights of a block: sample weights normalised to sum to one over all rows."""
     weight = np.full(n_rows, 1.0 / total) if sw is None else sw / total
     return weight.astype(dtype, copy=False)
 
 
-def gate_moments_block(X, R, sw, total):
-    """Weighted moments of the gate's targets over a block: ``(w R) @ X`` and ``(w R).sum(1)``."""
-    weighted_resp = R * gate_weight(sw, X.shape[0], total, X.dtype)
-    moment = np.matmul(weighted_resp, X).astype(np.float64)
-    return moment, weighted_resp.sum(axis=1, dtype=np.float64)
+def objective_bytes(block):
+    """Bytes of a block's objective (an upper bound): weighted responsibilities, weights, buffers, columns."""
+    n_rows, n_experts, X = block.n_rows, block.n_experts, block.X
+    columns = block.spec.gate_columns
+    nbytes = (n_experts + 1) * n_rows * 8 + n_experts * min(n_rows, 16384) * X.itemsize
+    return nbytes + (0 if columns is None else n_rows * len(columns) * X.itemsize)
 
 
-def _objective_block(X, y, sw, E, W, b, total, columns):
-    """Loss part ``sum_i w_i logsumexp_i`` and the raw gradients of one row block."""
-    X = _select_columns(X, columns)
-    n_experts = W.shape[0]
-    loss = 0.0
-    grad_W = np.zeros(W.shape)
-    grad_b = np.zeros(n_experts)
-    weight_all = gate_weight(sw, X.shape[0], total, X.dtype)
-    for lo in range(0, X.shape[0], _BLOCK):
-        hi = min(lo + _BLOCK, X.shape[0])
-        rows = X[lo:hi]
-        Z = np.matmul(W, rows.T)
-        Z += b[:, None]
-        weight = weight_all[lo:hi]
-        shift = Z.max(axis=0)
-        Z -= shift
-        with np.errstate(under="ignore"):
-            np.exp(Z, out=Z)
-        norm = Z.sum(axis=0)
-        log_norm = np.log(norm, dtype=np.float64)
-        log_norm += shift
-        loss += float(np.dot(log_norm, weight))
-        np.divide(weight, norm, out=norm)
-        Z *= norm  # w_i * p_ki
-        Z -= E[:n_experts, lo:hi] * weight  # w_i * (p_ki - r_ki), per sample
-        grad_W += np.matmul(Z, rows)
-        grad_b += Z.sum(axis=1, dtype=np.float64)
-    return loss, grad_W, grad_b
+def _objective(block, lo, hi):
+    """:class:`SoftmaxObjective` of rows ``lo:hi`` of a block, without penalty."""
+    spec = block.spec
+    X = _select_columns(block.X[lo:hi], spec.gate_columns)
+    E = block.responsibilities(lo, hi)
+    weight = gate_weight(None if block.sw is None else block.sw[lo:hi], hi - lo, spec.weight_total)
+    return SoftmaxObjective(X, E[:-1], weight, spec.mean, spec.scale, 0.0)
 
 
-def _objective_and_extra_block(X, y, sw, E, W, b, total, columns, extra, extra_params):
-    """:func:`_objective_block` and another statistic of the same block, in one task."""
-    return (_objective_block(X, y, sw, E, W, b, total, columns),
-            extra(X, y, sw, E, *extra_params))
+def cache_objective(block):
+    """Build the block's objective and keep it in the cache (room checked by the caller)."""
+    objective = _objective(block, 0, block.n_rows)
+    arrays = [objective.weighted_resp, objective.weight]
+    arrays += list(itertools.chain.from_iterable(objective.buffers.values()))
+    if block.spec.gate_columns is not None:  # the gate's columns, copied
+        arrays.append(objective.X)
+    block.cache(objective, sum(a.nbytes for a in arrays))
+    return objective
+
+
+def _gate_block(block, theta, extra):
+    """Loss and gradient of one block at ``theta``, and ``extra``'s statistic of the block.
+
+    From the block's cached objective; one is built and cached if there is
+    room, else the block is evaluated piece by piece.
+    """
+    objective = block.cached()
+    if objective is None and block.has_room(objective_bytes(block)):
+        objective = cache_objective(block)
+    if objective is not None:
+        pieces = [(objective, 0, block.n_rows)]
+    else:
+        pieces = ((_objective(block, lo, hi), lo, hi) for lo, hi in block.pieces(whole=False))
+    loss, grad, statistic = 0.0, 0.0, None
+    for piece, lo, hi in pieces:
+        piece_loss, piece_grad = piece(theta)
+        loss, grad = loss + piece_loss, grad + piece_grad
+        if extra is not None:
+            func, params = extra
+            value = func(block, piece.weighted_resp, lo, hi, *params)
+            statistic = value if statistic is None else [a + b for a, b in zip(statistic, value)]
+    return loss, grad, statistic
 
 
 class BlockwiseObjective:
@@ -87,165 +97,102 @@ class BlockwiseObjective:
 
     Parameters
     ----------
-    data : RowData
-        Training data.
-    columns : ndarray of int or None
-        The gate's columns of ``X`` (None: all).
-    E : dask.array.Array of shape (n_experts + 1, n_samples)
-        Responsibilities (first rows) of the M-step.
-    moment, total : ndarray
-        The targets' weighted moments ``(w R) @ X`` and ``(w R).sum(1)``.
-    weight_total : float
-        Sum of the sample weights (the gate's weights are normalised by it).
-    mean, scale : ndarray of shape (n_features,)
-        Weighted mean and standard deviation of ``X``.
+    passes : callable
+        ``passes(func, *params)`` runs ``func(block, *params)`` on every row
+        block of the M-step's responsibilities (:func:`~skmoe._dask._resp.reduce_resp`).
     alpha : float
         L2 penalty.
     shapes : list of tuple
         ``[(n_experts, n_features)]``.
-    extra : tuple (callable, tuple) or None, default=None
-        A block function ``f(X, y, sw, E, *params)`` and its parameters,
-        computed in the tasks of the first evaluation (the first pass of the
-        gate's M-step also serves another statistic of the M-step); its
-        per-block results are left in ``extra_parts``.
+    targets : _Targets
+        Carries a block statistic computed in the tasks of the first
+        evaluation (the first pass of the gate's M-step also serves the
+        noise variances), and receives its per-block results.
     """
 
-    def __init__(self, data, columns, E, moment, total, weight_total, mean, scale, alpha, shapes,
-                 extra=None):
-        self.data = data
-        self.columns = columns
-        self.extra = extra
-        self.extra_parts = None
-        self.E = E
-        self.resp_moment = moment
-        self.resp_total = total
-        self.weight_total = weight_total
-        self.mean = mean
-        self.scale = scale
+    def __init__(self, passes, alpha, shapes, targets):
+        self.passes = passes
         self.alpha = alpha
         self.shapes = shapes
-        self.best_loss = np.inf
-        self.best_theta = None
-        self.n_evaluations = 0
+        self.targets = targets
 
     def __call__(self, theta):
         """Loss and gradient at ``theta`` (standardised parameters, packed)."""
-        coefs, intercepts = unpack(theta, self.shapes)
-        raw_W0 = coefs[0] / self.scale
-        raw_b0 = intercepts[0] - raw_W0 @ self.mean
-        dtype = self.data.X.dtype
-        args = (raw_W0.astype(dtype, copy=False), raw_b0.astype(dtype, copy=False),
-                self.weight_total, self.columns)
-        if self.extra is not None and self.extra_parts is None:
-            both = reduce_blocks(_objective_and_extra_block, self.data, [self.E], *args, *self.extra)
-            parts = [part[0] for part in both]
-            self.extra_parts = [part[1] for part in both]
-        else:
-            parts = reduce_blocks(_objective_block, self.data, [self.E], *args)
-        self.n_evaluations += 1
+        targets = self.targets
+        extra = targets.extra if targets.extra_parts is None else None
+        parts = self.passes(_gate_block, theta, extra)
+        if extra is not None:
+            targets.extra_parts = [part[2] for part in parts]
         loss = sum(part[0] for part in parts)
-        grad_W, grad_b = parts[0][1], parts[0][2]
+        grad = parts[0][1]
         for part in parts[1:]:  # in row order
-            grad_W = grad_W + part[1]
-            grad_b = grad_b + part[2]
-        loss = loss - float(np.vdot(raw_W0, self.resp_moment) + raw_b0 @ self.resp_total)
-        # Chain rule through the folded standardisation of the first layer.
-        grad_W = (grad_W - np.outer(grad_b, self.mean)) / self.scale
-        W = coefs[0]
+            grad = grad + part[1]
+        W = unpack(theta, self.shapes)[0][0]
         loss += 0.5 * self.alpha * float(np.vdot(W, W))
-        grad_W += self.alpha * W
-        if loss < self.best_loss:
-            self.best_loss = loss
-            self.best_theta = theta.copy()
-        return loss, pack([grad_W], [grad_b])
+        return loss, grad + pack([self.alpha * W], [np.zeros(W.shape[0])])
 
 
 class _Rows:
-    """Stands for ``X`` in :meth:`LinearGate.fit_prepared`: its shape, and the data."""
+    """Stands for ``X`` in :meth:`LinearGate.fit_prepared`: its shape and the passes over it."""
 
-    def __init__(self, data, columns):
-        self.data = data
-        self.columns = columns
-        n_features = data.n_features if columns is None else len(columns)
-        self.shape = (data.n_samples, n_features)
-        self.dtype = data.X.dtype
+    def __init__(self, passes, shape, dtype):
+        self.passes, self.shape, self.dtype = passes, shape, dtype
 
 
 class _Targets:
     """Stands for ``resp_T`` in :meth:`LinearGate.fit_prepared`.
 
-    Its shape, the responsibilities as a dask array and their weighted
-    moments; ``resp_T @ weight`` (the prior of a cold start) is the
-    weighted total gathered with the moments.
+    Its shape and its weighted totals (the experts' shares): ``resp_T @
+    weight``, the prior of a cold start. Also carries the statistic computed
+    with the first evaluation (see :class:`BlockwiseObjective`).
     """
 
-    def __init__(self, E, moment, total, weight_total, extra):
-        self.E = E
-        self.moment = moment
-        self.total = total
-        self.weight_total = weight_total
-        self.extra = extra
+    def __init__(self, share, n_samples, extra):
+        self.share, self.extra = share, extra
         self.extra_parts = None
-        self.shape = (moment.shape[0], E.shape[1])
+        self.shape = (share.shape[0], n_samples)
 
     def __matmul__(self, weight):
-        return self.total
+        return self.share
 
 
 class BlockwiseLinearGate(LinearGate):
-    """:class:`~skmoe.gates.LinearGate` whose L-BFGS sums its objective over Dask row blocks.
+    """:class:`~skmoe.gates.LinearGate` whose objective is summed over Dask row blocks.
 
     Used during a Dask fit only; :func:`as_plain_gate` turns it back into a
     ``LinearGate`` with the same fitted attributes.
     """
 
-    def fit_blocks(self, data, columns, E, moment, total, weight_total, context, extra=None):
-        """M-step of the gate on the responsibilities ``E`` (first rows), warm-starting.
+    def fit_blocks(self, passes, shape, dtype, share, context, extra=None):
+        """M-step of the gate on the responsibilities the passes evaluate, warm-starting.
 
         Parameters
         ----------
-        data : RowData
-            Training data.
-        columns : ndarray of int or None
-            The gate's columns of ``X`` (None: all).
-        E : dask.array.Array of shape (n_experts + 1, n_samples)
-            Responsibilities (first ``n_experts`` rows).
-        moment, total : ndarray
-            Weighted moments of the responsibilities (:func:`gate_moments_block`).
-        weight_total : float
-            Sum of the sample weights.
+        passes : callable
+            ``passes(func, *params)`` over the row blocks (see :class:`BlockwiseObjective`).
+        shape : tuple of int
+            ``(n_samples, n_gate_features)``.
+        dtype : numpy.dtype
+            Of ``X``.
+        share : ndarray of shape (n_experts,)
+            Each expert's weighted share of the responsibilities.
         context : SoftmaxContext
-            Weighted mean and scale of ``X`` (its ``weight`` is not used).
+            Weighted mean and scale of the gate's columns (``weight`` unused).
         extra : tuple (callable, tuple) or None, default=None
-            A block statistic computed in the tasks of the first evaluation
-            (see :class:`BlockwiseObjective`).
+            ``func(block, objective, *params)``, computed in the tasks of the
+            first evaluation.
 
         Returns
         -------
         extra_parts : list or None
             The per-block results of ``extra`` (None if it was not computed).
         """
-        targets = _Targets(E, moment, total, weight_total, extra)
-        self.fit_prepared(_Rows(data, columns), targets, context)
+        targets = _Targets(share, shape[0], extra)
+        self.fit_prepared(_Rows(passes, shape, dtype), targets, context)
         return targets.extra_parts
 
-    def _minimise(self, X, resp_T, context, shapes, coefs, intercepts):
-        objective = BlockwiseObjective(
-            X.data, X.columns, resp_T.E, resp_T.moment, resp_T.total, resp_T.weight_total,
-            context.mean, context.scale, self.alpha, shapes, resp_T.extra,
-        )
-        result = minimize(
-            objective,
-            pack(coefs, intercepts),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
-        )
-        resp_T.extra_parts = objective.extra_parts
-        theta, loss = result.x, float(result.fun)
-        if objective.best_theta is not None and objective.best_loss < loss:
-            theta, loss = objective.best_theta, float(objective.best_loss)
-        return (*unpack(theta, shapes), loss, int(result.nit))
+    def _objective(self, X, resp_T, context, shapes, pool):
+        return BlockwiseObjective(X.passes, self.alpha, shapes, resp_T)
 
 
 def as_blockwise_gate(gate):

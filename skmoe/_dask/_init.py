@@ -1,8 +1,8 @@
 """First responsibilities of a Dask fit, without gathering the data.
 
-Each strategy ends in a function of a row's values applied block by block
-(:func:`~skmoe._dask._blocks.map_rows`), so the responsibilities are a dask
-array aligned with the row chunks:
+Each strategy ends in a function of a row's values applied block by block:
+the first step of a :class:`~skmoe._dask._resp.Recipe`, which every pass
+evaluates on its own blocks:
 
 * ``"kmeans"``, ``"gmm"``, ``"tree"`` and clusterers: the in-memory
   strategy (:func:`skmoe._init.initial_responsibilities`) on a uniform
@@ -28,7 +28,9 @@ from sklearn.utils.validation import has_fit_parameter
 from .._init import initial_responsibilities as memory_initial_responsibilities
 from .._init import responsibilities_from_array
 from ..gates._linear import weighted_standardisation
-from ._blocks import import_dask, is_dask, map_rows, reduce_blocks, sample_rows
+from ._blocks import import_dask, is_dask, reduce_blocks, sample_rows
+from ._kernels import totals_block
+from ._resp import Recipe, reduce_resp
 
 # Rows of the sample the in-memory initialisations run on.
 INIT_SAMPLE_ROWS = 100_000
@@ -171,7 +173,7 @@ def _user_dask_array(init, data, n_experts):
             f"init {'labels' if labels else 'responsibilities'} must have shape {expected} "
             f"(every row of the Dask input); got {A.shape}."
         )
-    # Transposed to the ((k,), rows) layout of the arrays map_rows takes.
+    # Transposed to the ((k,), rows) layout of a recipe's arrays.
     A = (A[None, :] if labels else A.T).rechunk({0: -1, 1: data.chunks})
     parts = reduce_blocks(_check_array_block, data, [A], n_experts, labels)
     if labels:
@@ -185,7 +187,7 @@ def _user_dask_array(init, data, n_experts):
             raise ValueError("init responsibilities must be finite and non-negative.")
         if sum(p["empty_rows"] for p in parts):
             raise ValueError("Every row of the init responsibilities must have a positive sum.")
-    return map_rows(_array_block, data, [A], n_experts + 1, n_experts, labels)
+    return Recipe.of_rows(_array_block, n_experts, n_experts, labels, arrays=[A])
 
 
 def _fill_block(X, y, sw, E, empty):
@@ -197,31 +199,31 @@ def _fill_block(X, y, sw, E, empty):
     return out
 
 
-def _resp_stats_block(X, y, sw, E):
-    """Per block: each expert's total responsibility and the largest spread across experts."""
-    resp = E[:-1]
-    spread = float(np.ptp(resp, axis=0).max()) if resp.shape[1] else 0.0
-    return resp.sum(axis=1), spread
-
-
-def _fill_empty(E, data, n_experts):
-    """The strategies' own fill (``skmoe._init._fill_empty_experts``): empty experts get 1e-3."""
-    totals = responsibility_totals(E, data)[0]
-    empty = totals <= 0
-    if np.any(empty):
-        return map_rows(_fill_block, data, [E], n_experts + 1, empty)
+def _input_block(X, y, sw, E):
+    """The block of responsibilities computed in memory (``E``), as it is."""
     return E
 
 
-def responsibility_totals(E, data):
+def _fill_empty(recipe, data, spec, n_experts):
+    """The strategies' own fill (``skmoe._init._fill_empty_experts``): empty experts get 1e-3."""
+    totals = responsibility_totals(recipe, data, spec)[0]
+    empty = totals <= 0
+    if np.any(empty):
+        return recipe.then(_fill_block, empty)
+    return recipe
+
+
+def responsibility_totals(recipe, data, spec):
     """Each expert's total responsibility, and the largest difference between experts for a row.
 
     Parameters
     ----------
-    E : dask.array.Array of shape (n_experts + 1, n_samples)
-        Responsibilities in the first rows.
+    recipe : Recipe
+        The responsibilities.
     data : RowData
         Training data.
+    spec : FitSpec
+        The fit's constants.
 
     Returns
     -------
@@ -230,12 +232,12 @@ def responsibility_totals(E, data):
     spread : float
         ``max_i (max_k r_ki - min_k r_ki)`` (the symmetry check).
     """
-    parts = reduce_blocks(_resp_stats_block, data, [E])
+    parts = reduce_resp(totals_block, data, recipe, spec)
     return sum(p[0] for p in parts), max(p[1] for p in parts)
 
 
-def initial_responsibilities(init, data, summary, n_experts, rng):
-    """First responsibilities as an ``(n_experts + 1, n_samples)`` dask array (last row zeros).
+def initial_responsibilities(init, data, summary, n_experts, rng, spec):
+    """First responsibilities as a :class:`~skmoe._dask._resp.Recipe` (log-likelihood row zeros).
 
     Draws from ``rng`` as the in-memory :func:`skmoe._init.initial_responsibilities`
     does (a seed first, then the strategy's own draws), so the restarts of
@@ -253,13 +255,14 @@ def initial_responsibilities(init, data, summary, n_experts, rng):
         Number of experts.
     rng : numpy.random.RandomState
         The fit's random generator.
+    spec : FitSpec
+        The fit's constants (for the passes over the responsibilities).
 
     Returns
     -------
-    E : dask.array.Array of shape (n_experts + 1, n_samples)
-        Responsibilities in the first rows, columns summing to one.
+    recipe : Recipe
+        Responsibilities whose columns sum to one.
     """
-    _, da = import_dask()
     mean = np.append(summary.x_mean, summary.y_mean)
     scale = np.append(summary.x_scale, summary.y_scale)
     if isinstance(init, str) and init not in ("kmeans", "gmm", "tree", "random"):
@@ -273,12 +276,12 @@ def initial_responsibilities(init, data, summary, n_experts, rng):
         rng.randint(np.iinfo(np.int32).max)  # the seed the in-memory strategy draws first
         weights = rng.normal(size=(n_experts, mean.size)) * 2.0
         offsets = rng.normal(size=n_experts)
-        return map_rows(_random_block, data, [], n_experts + 1, mean, scale, weights, offsets)
+        return Recipe.of_rows(_random_block, n_experts, mean, scale, weights, offsets)
 
+    if type(init).__module__.partition(".")[0] == "dask_ml":
+        rng.randint(np.iinfo(np.int32).max)  # the seed the in-memory strategy draws first
+        return _dask_ml_labels(clone(init), data, mean, scale, n_experts)
     if isinstance(init, str) or hasattr(init, "fit_predict"):
-        if type(init).__module__.partition(".")[0] == "dask_ml":
-            rng.randint(np.iinfo(np.int32).max)
-            return _dask_ml_labels(clone(init), data, mean, scale, n_experts)
         # The in-memory strategy on a uniform sample of rows, drawn from a copy
         # of rng so that rng itself is drawn from as in memory.
         sample_rng = np.random.RandomState(copy.deepcopy(rng).randint(np.iinfo(np.int32).max))
@@ -288,18 +291,23 @@ def initial_responsibilities(init, data, summary, n_experts, rng):
             resp_T = memory_initial_responsibilities(
                 init, Xs, ys, ws, n_experts, rng, is_regression=True
             )
-            return da.from_array(_with_log_prob_row(resp_T), chunks=((n_experts + 1,), data.chunks))
-        return _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng)
+            return _in_memory(resp_T, data)
+        return _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng, spec)
 
     if is_dask(init):
         return _user_dask_array(init, data, n_experts)
-    resp_T = responsibilities_from_array(init, data.n_samples, n_experts)
+    return _in_memory(responsibilities_from_array(init, data.n_samples, n_experts), data)
+
+
+def _in_memory(resp_T, data):
+    """A recipe that reads responsibilities computed on the client (a user's array, or a small fit)."""
     _, da = import_dask()
+    n_experts = resp_T.shape[0]
     E = da.from_array(_with_log_prob_row(resp_T), chunks=((n_experts + 1,), data.chunks))
-    return E
+    return Recipe.of_rows(_input_block, n_experts, arrays=[E])
 
 
-def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng):
+def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng, spec):
     """The in-memory strategy fitted on a sample, extended blockwise to every row.
 
     k-means: every row goes to the nearest centre (the sample's clusters'
@@ -312,9 +320,9 @@ def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng):
         tree = DecisionTreeRegressor(max_leaf_nodes=max(n_experts, 2), random_state=seed)
         tree.fit(Xs, ys, sample_weight=ws)
         uniq = np.unique(tree.apply(Xs))
-        E = map_rows(_labels_block, data, [], n_experts + 1, tree, uniq, n_experts, "tree",
-                     mean, scale)
-        return _fill_empty(E, data, n_experts)
+        recipe = Recipe.of_rows(_labels_block, n_experts, tree, uniq, n_experts, "tree", mean,
+                                scale)
+        return _fill_empty(recipe, data, spec, n_experts)
     if not isinstance(init, str):
         clusterer = clone(init)
         if not hasattr(clusterer, "predict"):
@@ -336,8 +344,8 @@ def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng):
                 f"init={init!r} found {uniq.shape[0]} clusters but n_experts={n_experts}; "
                 "the clusterer must produce exactly one cluster per expert."
             )
-        return map_rows(_labels_block, data, [], n_experts + 1, clusterer, uniq, n_experts,
-                        "predict", mean, scale)
+        return Recipe.of_rows(_labels_block, n_experts, clusterer, uniq, n_experts, "predict",
+                              mean, scale)
     resp_s = memory_initial_responsibilities(init, Xs, ys, ws, n_experts, rng, is_regression=True)
     # The sample's own standardisation, as the in-memory strategy used it.
     s_mean, s_scale = weighted_standardisation(np.column_stack([Xs, ys]), ws / ws.sum())
@@ -345,11 +353,11 @@ def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng):
     if init == "kmeans":
         rw = resp_s * ws
         centers = (rw @ Zs) / np.maximum(rw.sum(axis=1), np.finfo(np.float64).tiny)[:, None]
-        E = map_rows(_nearest_block, data, [], n_experts + 1, s_mean, s_scale, centers)
+        recipe = Recipe.of_rows(_nearest_block, n_experts, s_mean, s_scale, centers)
     else:
-        E = map_rows(_gmm_block, data, [], n_experts + 1, s_mean, s_scale,
-                     *_gmm_parameters(Zs, ws, resp_s))
-    return _fill_empty(E, data, n_experts)
+        recipe = Recipe.of_rows(_gmm_block, n_experts, s_mean, s_scale,
+                                *_gmm_parameters(Zs, ws, resp_s))
+    return _fill_empty(recipe, data, spec, n_experts)
 
 
 def _dask_ml_labels(clusterer, data, mean, scale, n_experts):
@@ -369,7 +377,7 @@ def _dask_ml_labels(clusterer, data, mean, scale, n_experts):
             f"init={type(clusterer).__name__}(...) must produce exactly one cluster per "
             f"expert, labelled 0 to n_experts - 1 = {n_experts - 1}; it did not."
         )
-    return map_rows(_dask_labels_block, data, [labels[None, :]], n_experts + 1, n_experts)
+    return Recipe.of_rows(_dask_labels_block, n_experts, n_experts, arrays=[labels[None, :]])
 
 
 def _count_labels_block(X, y, sw, L, n_experts):

@@ -13,7 +13,8 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._threads import single_blas_thread
-from ._blocks import as_row_array, import_dask, is_dask
+from ._blocks import import_dask, is_dask
+from ._data import as_row_array
 
 
 def _method_block(X, *rest):
