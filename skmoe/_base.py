@@ -28,7 +28,7 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils.validation import validate_data
 
 from . import _em
@@ -49,6 +49,7 @@ from ._prediction import _PredictionMixin
 from ._repr import _MixtureReprMixin
 from ._routers import make_router
 from ._solvers import select_solver
+from ._sparse import as_csr, is_sparse, sparse_refusal
 from .gates._base import check_gate
 from .gates._protocol import make_gate
 from .utils._compat import (
@@ -226,14 +227,19 @@ class _BaseMixtureOfExperts(
     # Validation
 
     def _validate_fit_data(self, X, y, likelihood):
-        return validate_data(
+        # Any sparse format is taken as canonical CSR (the row-wise passes'
+        # layout; a CSC matrix costs one conversion); which plug-ins accept
+        # it is checked once the experts and the gate are known.
+        X, y = validate_data(
             self,
             X,
             y,
+            accept_sparse="csr",
             dtype=[np.float64, np.float32],
             y_numeric=likelihood.numeric_target,
             ensure_min_samples=1,
         )
+        return (as_csr(X) if is_sparse(X) else X), y
 
     def _resolve_experts(self, likelihood):
         """The expert templates (unfitted clones), checked before any work."""
@@ -383,6 +389,10 @@ class _BaseMixtureOfExperts(
         solver = select_solver(templates, likelihood, n_jobs=self.n_jobs)
         router = make_router(self)
         check_combination(self._combination(likelihood, solver, router, X))
+        if is_sparse(X):
+            problem = sparse_refusal(templates, gate=self.gate, init=self.init)
+            if problem is not None:
+                raise TypeError(problem)
         y_fit = likelihood.prepare_target(y, sample_weight)
         resume = self._can_resume(templates, gate_features, expert_features)
         if resume:
@@ -525,8 +535,28 @@ class _BaseMixtureOfExperts(
         self.objective_ = float(state.objective)
         self.objective_curve_ = np.asarray(result.curve, dtype=np.float64)
 
+    def _accepts_sparse(self):
+        """Whether a fit with these parameters takes sparse ``X`` (for the tags; never raises)."""
+        if isinstance(self.gate, str) and (self.gate != "linear" or self.backend != "numpy"):
+            return False  # the combination table's refusal: the neural and PyTorch gates
+        # The experts as given (no clones, no checks: tags are asked for often).
+        expert = self.expert
+        try:
+            if expert is None:
+                experts = [self._make_likelihood().default_expert()]
+            elif isinstance(expert, list):
+                experts = [e[1] if isinstance(e, tuple) else e for e in expert]
+            else:
+                experts = [expert]
+            return sparse_refusal(experts, gate=self.gate, init=self.init) is None
+        except (TypeError, ValueError, AttributeError, IndexError):
+            return False
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = self._accepts_sparse()
         tags.input_tags.allow_nan = False
+        # Predictions keep float32 input in float32 (the E-step too). The tag is
+        # scikit-learn's for transformers; here it documents the predictions.
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
         return tags

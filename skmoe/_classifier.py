@@ -7,6 +7,7 @@ from ._base import _BaseMixtureOfExperts, _is_dask
 from ._docstrings import fill_doc
 from ._experts import aligned_proba
 from .likelihoods import CategoricalLikelihood
+from .utils._array_api import float_dtype
 from .utils._compat import _fit_context
 
 
@@ -138,7 +139,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         with np.errstate(under="ignore"):
             weights_T = np.exp(self._pooling_log_weights_T(X))
         n_classes = self.classes_.shape[0]
-        proba = np.zeros((X.shape[0], n_classes))
+        proba = np.zeros((X.shape[0], n_classes), dtype=float_dtype(X))
         X_expert = self._expert_X(X)
         for k, e in enumerate(self.experts_):
             proba += weights_T[k][:, None] * aligned_proba(e, X_expert, n_classes)

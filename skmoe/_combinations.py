@@ -37,6 +37,10 @@ BATCHED_LIKELIHOODS = ("gaussian", "student_t")  # whose exact expert M-step is 
 BUILTIN_GATES = ("linear", "mlp")
 BACKENDS = ("numpy", "torch")
 INPUTS = ("dense",)
+# Sparse X (never densified) needs a gate whose forward pass is one
+# sparse-dense product: the NumPy linear gate (the MLP and PyTorch gates
+# would densify it), or a gate object whose tags accept sparse input.
+IN_MEMORY_INPUTS = ("dense", "sparse")
 
 SUPPORTED = (
     Row(BATCHED_LIKELIHOODS, "batched_linear", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
@@ -47,9 +51,16 @@ SUPPORTED = (
     Row(("categorical",), "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
         "any classifier with predict_proba whose fit takes sample_weight",
         "experts fitted one by one (n_jobs)"),
+    Row(BATCHED_LIKELIHOODS + ("custom",), "batched_linear", ("linear",), ("numpy",), ROUTERS, ("sparse",),
+        "LinearRegression, Ridge (direct solver)",
+        "sparse X never densified: sparse weighted Gram matrices, implicit centring"),
+    Row(REGRESSION_LIKELIHOODS + ("categorical", "custom"), "generic", ("linear",), ("numpy",), ROUTERS,
+        ("sparse",), "any expert whose tags accept sparse X (input_tags.sparse)",
+        "sparse X passed to the experts as CSR"),
     Row(REGRESSION_LIKELIHOODS + BATCHED_LIKELIHOODS + ("categorical", "custom"),
-        ("batched_linear", "generic"), ("custom",), ("numpy",), ROUTERS, INPUTS,
-        "as the rows above", "a gate object trains itself: the backend applies to built-in gates only"),
+        ("batched_linear", "generic"), ("custom",), ("numpy",), ROUTERS, IN_MEMORY_INPUTS,
+        "as the rows above", "a gate object trains itself: the backend applies to built-in gates only; "
+        "sparse X if its tags accept it"),
     Row(("custom",), "generic", BUILTIN_GATES, BACKENDS, ROUTERS, INPUTS,
         "experts that predict what the likelihood's expert_outputs needs", "a BaseLikelihood subclass"),
     Row(("gaussian",), "batched_linear", ("linear",), ("numpy",), ("soft",), ("dask",),
@@ -62,9 +73,12 @@ SUPPORTED = (
 _PREFERENCE = ("backend", "input", "router", "solver", "gate", "likelihood")
 
 _FIXES = {
-    "input": "densify X (X.toarray(), or OneHotEncoder(sparse_output=False) in the pipeline)",
+    "input": "densify X (X.toarray(), or OneHotEncoder(sparse_output=False) in the pipeline); "
+             "sparse X takes gate='linear' with backend='numpy' (or a gate object whose tags "
+             "accept sparse input)",
     "backend": "leave backend='numpy' (the default): a gate object trains itself, "
-               "the backend applies to gate='linear' or 'mlp' only",
+               "the backend applies to gate='linear' or 'mlp' only, and sparse X needs "
+               "the NumPy linear gate",
     "gate": "gate='linear'",
     "router": "the default soft EM",
     "solver": "the generic expert solver (any estimator with sample_weight)",

@@ -140,7 +140,7 @@ class _EMDriver:
             return n_iter >= _MIN_ITER and not partition_changed
         if ctx.router.stopping == "budget":
             return False
-        return _converged(change, objective, n_iter, self.tol)
+        return _converged(change, objective, n_iter, self.tol, ctx.dtype)
 
     def _run_em(self, ctx, state):
         """EM iterations from an initialised state; returns the best iterate."""

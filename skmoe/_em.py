@@ -258,7 +258,7 @@ def argmax_log_gate(log_gate_T):
         zero = xp.zeros_like(log_gate_T)
         return xp.where(experts == best, zero, xp.full_like(log_gate_T, -math.inf))
     best = np.argmax(log_gate_T, axis=0)
-    masked = np.full(log_gate_T.shape, -np.inf)
+    masked = np.full(log_gate_T.shape, -np.inf, dtype=log_gate_T.dtype)
     masked[best, np.arange(log_gate_T.shape[1])] = 0.0
     return masked
 
@@ -278,7 +278,9 @@ def mixture_mean_std(gate_T, mean_T, variance):
     Returns
     -------
     mean, std : ndarray of shape (n_samples,)
-        ``E[y|x]`` and ``sqrt(Var[y|x])`` by the law of total variance.
+        ``E[y|x]`` and ``sqrt(Var[y|x])`` by the law of total variance, of
+        the dtype of the weights and means (float32 kept; the variance is
+        summed in the variances' dtype).
     """
     xp, is_numpy = get_namespace(gate_T, mean_T, variance)
     if not is_numpy:
@@ -293,7 +295,7 @@ def mixture_mean_std(gate_T, mean_T, variance):
     for k in range(mean_T.shape[0]):
         spread = mean_T[k] - mean
         var += gate_T[k] * spread * spread
-    return mean, np.sqrt(var)
+    return mean, np.sqrt(var).astype(mean.dtype, copy=False)
 
 
 def responsibility_share(resp_T, sample_weight):

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
+from .utils._array_api import float_dtype
 from .utils._threads import fit_threads
 
 
@@ -193,7 +194,7 @@ def aligned_proba(expert, X, n_classes):
     ----------
     expert : fitted classifier
         Fitted on integer-encoded labels.
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
         Inputs.
     n_classes : int
         Number of classes of the mixture.
@@ -201,13 +202,14 @@ def aligned_proba(expert, X, n_classes):
     Returns
     -------
     proba : ndarray of shape (n_samples, n_classes)
-        Probabilities in the mixture's class order.
+        Probabilities in the mixture's class order; float32 for float32
+        ``X``, float64 otherwise.
     """
-    proba = np.asarray(expert.predict_proba(X), dtype=np.float64)
+    proba = np.asarray(expert.predict_proba(X), dtype=float_dtype(X))
     classes = np.asarray(expert.classes_).astype(np.intp)
     if proba.shape[1] == n_classes and np.array_equal(classes, np.arange(n_classes)):
         return proba
-    full = np.zeros((X.shape[0], n_classes))
+    full = np.zeros((X.shape[0], n_classes), dtype=proba.dtype)
     full[:, classes] = proba
     return full
 

@@ -11,6 +11,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from ._sparse import is_sparse
+from .utils._array_api import float_dtype
+
 # An expert is starved when its share of the (weighted) responsibility falls
 # below this. A share, not a count of rows, so that a weight of 2 and a
 # repeated row behave the same and the scale of sample_weight does not matter.
@@ -26,7 +29,9 @@ class _FitContext:
     """What one fit's helpers share: the data, the plug-ins chosen for it and the rng.
 
     ``sw`` is None for unit weights (the experts then get the
-    responsibilities alone), ``sample_weight`` is always an array.
+    responsibilities alone), ``sample_weight`` is always an array. ``dtype``
+    is the floating dtype of the E-step's arrays: float32 for float32 ``X``
+    (kept end to end), float64 otherwise.
     """
 
     def __init__(self, X, y, sample_weight, likelihood, solver, router, rng,
@@ -34,6 +39,7 @@ class _FitContext:
         self.X = X  # every column: the initial partition sees them all
         self.X_gate = _select_columns(X, gate_features)
         self.X_expert = _select_columns(X, expert_features)
+        self.dtype = float_dtype(X)
         self.y = y
         self.sample_weight = sample_weight
         self.sw = None if np.all(sample_weight == 1.0) else sample_weight
@@ -85,9 +91,11 @@ _EMResult = namedtuple("_EMResult", ["state", "curve", "log_likelihood_curve", "
 
 
 def _select_columns(X, columns):
-    """``X[:, columns]`` as a C-contiguous array; ``X`` itself for None (every column)."""
+    """``X[:, columns]`` as a C-contiguous array (CSR for sparse ``X``); ``X`` itself for None."""
     if columns is None:
         return X
+    if is_sparse(X):
+        return X[:, columns].tocsr()
     return np.ascontiguousarray(X[:, columns])
 
 
@@ -132,15 +140,16 @@ def _is_dask(*arrays):
     return any(type(a).__module__.partition(".")[0] == "dask" for a in arrays if a is not None)
 
 
-def _converged(change, objective, n_iter, tol):
+def _converged(change, objective, n_iter, tol, dtype=np.float64):
     """EM's stopping rule: a non-negative relative change below ``tol``.
 
     ``0 <= change <= tol * (|objective| + 0.1)`` (flexmix's relative rule on
-    the per-sample objective), never on a decrease beyond rounding, and not
-    before ``_MIN_ITER`` iterations.
+    the per-sample objective), never on a decrease beyond rounding (of
+    ``dtype``, the E-step's precision), and not before ``_MIN_ITER``
+    iterations.
     """
     if n_iter < _MIN_ITER:
         return False
-    rounding = 64 * np.finfo(np.float64).eps * (abs(objective) + 1.0)
+    rounding = 64 * np.finfo(dtype).eps * (abs(objective) + 1.0)
     return -rounding <= change <= tol * (abs(objective) + 0.1)
 

@@ -29,7 +29,7 @@ routed rows rather than to ``n_experts * n_samples`` (the crossover is
 """
 
 import numpy as np
-from scipy.linalg import blas, lapack
+from scipy.linalg import lapack
 
 from .utils._array_api import get_namespace
 from .utils._threads import MIN_ROWS_PER_THREAD, row_parallel
@@ -129,7 +129,7 @@ def routed_rows_pay(weights_T, p):
     crossover was measured (single-threaded CPU time, n=20,000, p from 4 to
     52, 4 to 64 experts, top-k weights; ``benchmarks/README.md``, "Gram
     kernels of routed rows"): the routed pass pays below a fraction of
-    non-zero weights of about ``0.0025 * p^2 / sqrt(n_experts)``, at most
+    non-zero weights of about ``0.0125 * p^1.5 / sqrt(n_experts)``, at most
     0.5. The fraction is estimated on at most 2,048 evenly spaced columns of
     ``weights_T``.
 
@@ -148,105 +148,106 @@ def routed_rows_pay(weights_T, p):
     n_experts, n_samples = weights_T.shape
     if n_experts == 1 or n_samples * n_experts < _ROUTED_MIN_ENTRIES:
         return False
-    limit = min(0.5, 0.0025 * p * p / np.sqrt(n_experts))
+    limit = min(0.5, 0.0125 * p**1.5 / np.sqrt(n_experts))
     sample = weights_T[:, :: max(1, n_samples // 2048)]
-    return np.count_nonzero(sample) <= limit * sample.size
+    return np.count_nonzero(sample != 0) <= limit * sample.size
 
 
 def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
     """:func:`weighted_gram_matrices` touching only each expert's non-zero-weight rows.
 
     The non-zero weights are listed expert by expert (one scan of
-    ``weights_T != 0``); each expert gathers its rows of ``X`` (``np.take``,
-    row-major: a transposed gather was measured 4x slower) and adds
-    ``Z_s^T Z_s`` by SYRK, with ``Z_s = sqrt(w) (X - x_offset)``; the
-    columns of ``1`` and ``y`` are summed for all experts at once
-    (``np.bincount``). The cost is proportional to the routed rows, ``nnz *
-    p^2``, instead of ``n_experts * n_samples * p^2``, but per flop it is
-    several times that of the dense kernels (gathers, small products): see
-    :func:`routed_rows_pay`. (A variant that reads the rows in order and
-    sums the column products of the routed entries per expert, without a
-    Python loop over the experts, was measured slower: the scan of each
-    strided block of weights and the products' memory traffic dominate.)
-    The experts are split between the threads of the
-    :class:`~skmoe.utils._threads.RowPool` by their numbers of rows; each
-    expert's sum runs in one thread in row order, so the result does not
-    depend on the thread count. Equal to the dense pass up to rounding
-    (zero-weight rows add nothing).
+    ``weights_T != 0``) and laid out in blocks of 64 to 1,024 rows, each
+    expert's rows in order and its last block padded with zero rows. Chunks of blocks are gathered into a reused buffer
+    (:func:`_add_routed_block`) and every block's ``Z_b Z_b^T`` is formed in
+    one batched product, ``Z_b = sqrt(w) [X - x_offset, 1, y - y_offset]^T``
+    on the block's rows; each expert's blocks are then added in order
+    (``np.add.reduceat``). The cost is proportional to the routed rows,
+    ``nnz * p^2`` plus the scan of the weights, instead of ``n_experts *
+    n_samples * p^2``, with no Python loop over the experts (see
+    :func:`routed_rows_pay` for the crossover). The chunks run in the
+    threads of the :class:`~skmoe.utils._threads.RowPool`; a block's
+    product does not depend on the chunking and the sums run in block
+    order, so the result does not depend on the thread count. Equal to the
+    dense pass up to rounding (zero-weight rows add nothing).
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Inputs.
-    y : ndarray of shape (n_samples,)
-        Targets.
-    weights_T : ndarray of shape (n_experts, n_samples)
-        Non-negative weights per expert, mostly zero.
-    x_offset : ndarray of shape (n_features,)
-        Subtracted from ``X``.
-    y_offset : float
-        Subtracted from ``y``.
-    sample_weight : ndarray of shape (n_samples,), default=None
-        Multiplied into every expert's weights.
-
-    Returns
-    -------
-    gram : ndarray of shape (n_experts, n_features + 2, n_features + 2)
-        ``Z^T diag(w_k) Z`` for every expert, float64 and exactly symmetric.
+    Parameters and returns as :func:`weighted_gram_matrices` (here
+    ``weights_T`` mostly zero).
     """
     n_experts, n_samples = weights_T.shape
-    d = X.shape[1]
-    p = d + 2
-    flat = np.flatnonzero(weights_T != 0)  # expert-major: each expert's rows in order
+    p = X.shape[1] + 2
+    # Expert-major: each expert's rows in order. (nonzero of a float array
+    # was measured 7x slower than of the comparison.)
+    flat = np.flatnonzero(weights_T != 0)
     experts, rows = np.divmod(flat, n_samples)
-    w = weights_T.ravel()[flat]
+    # Rows per block, a power of two from 64 to 1,024: about an eighth of an
+    # expert's mean rows, so that the padding (under one block per expert)
+    # stays under a few tenths of the rows, and the products get larger
+    # where the experts have many rows.
+    block = int(2 ** np.clip(np.floor(np.log2(max(flat.size, 1) / (8 * n_experts))), 6, 10))
+    counts = np.bincount(experts, minlength=n_experts)
+    blocks = -(-counts // block)
+    first = np.zeros(n_experts + 1, dtype=np.intp)
+    np.cumsum(blocks, out=first[1:])
+    # Padded position of each routed entry: its expert's first block, then in order.
+    shift = first[:-1] * block - (np.cumsum(counts) - counts)
+    dest = np.arange(flat.size) + np.repeat(shift, counts)
+    source = np.zeros(first[-1] * block, dtype=np.intp)
+    source[dest] = rows
+    weight = np.take(weights_T, flat)
     if sample_weight is not None:
-        w *= sample_weight[rows]
-    # Z_s = sqrt(w) [X - x_offset, 1, y - y_offset] row by row; the columns
-    # of 1 and y are gathered for every entry at once.
-    root = np.sqrt(w)
-    ys = np.take(y, rows)
-    ys -= y_offset
-    ys *= root
-    starts = np.searchsorted(experts, np.arange(n_experts + 1))
-    gram = np.zeros((n_experts, p, p))
-    gram[:, d, d] = np.bincount(experts, weights=w, minlength=n_experts)
-    gram[:, d, d + 1] = np.bincount(experts, weights=root * ys, minlength=n_experts)
-    gram[:, d + 1, d + 1] = np.bincount(experts, weights=ys * ys, minlength=n_experts)
+        weight *= np.take(sample_weight, rows)
+    root = np.zeros(first[-1] * block)
+    root[dest] = np.sqrt(weight)
+    block_gram = np.empty((first[-1], p, p))
+    # Blocks per gathered chunk of about 2^16 elements (buffers reused in
+    # cache; fresh arrays per chunk were measured 3x slower, page faults).
+    step = max(1, _ROUTED_BLOCK * 4 // (p * block))
 
-    def run(first, last):
-        for k in range(first, last):
-            for lo in range(starts[k], starts[k + 1], _ROUTED_BLOCK):
-                hi = min(lo + _ROUTED_BLOCK, starts[k + 1])
-                _add_routed_block(gram[k], X, rows[lo:hi], root[lo:hi], ys[lo:hi], x_offset)
+    def run(start, stop):
+        buffers = (np.empty((p, step * block)), np.empty((step * block, p - 2), dtype=X.dtype),
+                   np.empty(step * block, dtype=y.dtype))
+        for lo in range(start, stop, step):
+            hi = min(lo + step, stop)
+            rows_ = slice(lo * block, hi * block)
+            _add_routed_block(block_gram[lo:hi], X, y, source[rows_], root[rows_], x_offset, y_offset, buffers)
 
     with row_parallel() as pool:
-        # Experts in contiguous groups of about equal numbers of rows, one per thread.
-        n_groups = max(1, min(pool.n_threads, flat.size // _MIN_ROWS_PER_THREAD_NARROW, n_experts))
-        edges = np.searchsorted(starts, np.linspace(0, flat.size, n_groups + 1)[1:-1])
-        edges = np.unique(np.r_[0, np.clip(edges, 0, n_experts), n_experts])
-        pool.map(run, list(zip(edges[:-1].tolist(), edges[1:].tolist())))
-    # The upper triangles, mirrored.
+        min_blocks = max(1, _MIN_ROWS_PER_THREAD_NARROW // block)
+        pool.map(run, pool.bounds(int(first[-1]), block=step, min_rows=min_blocks))
+    gram = np.zeros((n_experts, p, p))
+    used = blocks > 0
+    if np.any(used):
+        gram[used] = np.add.reduceat(block_gram, first[:-1][used], axis=0)
+    # The upper triangles, mirrored (a product's two halves may round differently).
     lower = np.tril_indices(p, -1)
     gram[:, lower[0], lower[1]] = gram[:, lower[1], lower[0]]
     return gram
 
 
-def _add_routed_block(G, X, rows, root, ys, x_offset):
-    """Add the upper triangle's ``X`` rows of the routed Gram matrix of ``rows`` to ``G``.
+def _add_routed_block(out, X, y, source, root, x_offset, y_offset, buffers):
+    """Write ``Z_b Z_b^T`` of consecutive blocks of gathered rows into ``out``.
 
-    ``Z_s = sqrt(w) (X - x_offset)`` is formed in place on the gathered rows;
-    ``Z_s^T Z_s`` by SYRK (half the flops of a product), its products with
-    ``sqrt(w)`` and ``sqrt(w) (y - y_offset)`` (``ys``) in one product.
+    ``Z = sqrt(w) [X - x_offset, 1, y - y_offset]^T`` on the rows ``source``
+    (``root`` is ``sqrt(w)``, zero on padding rows), formed in the reused
+    ``buffers`` (a float64 ``(p, m)`` array and ``(m, n_features)`` and
+    ``(m,)`` arrays of ``X``'s and ``y``'s dtypes, ``m`` at least
+    ``source.size``) and cut into ``out.shape[0]`` blocks of equal
+    length; one batched product.
     """
-    d = X.shape[1]
-    # np.take, not X[rows]: measured 8x faster for a gather of whole rows.
-    Zs = np.take(X, rows, axis=0)
-    Zs -= x_offset
-    Zs *= root[:, None]
-    # Zs.T is Fortran-ordered: BLAS reads it without a copy.
-    G[:d, :d] += blas.dsyrk(1.0, Zs.T, trans=0)
-    G[:d, d : d + 2] += (np.vstack([root, ys]) @ Zs).T
+    n_blocks, p, _ = out.shape
+    d, m = p - 2, source.size
+    ZT, gathered, ys = buffers[0][:, :m], buffers[1][:m], buffers[2][:m]
+    # np.take, not X[rows]: measured 8x faster for a gather of whole rows;
+    # the transposed layout makes the elementwise steps run along long rows.
+    np.take(X, source, axis=0, out=gathered, mode="clip")
+    np.subtract(gathered.T, x_offset[:, None], out=ZT[:d])
+    ZT[d] = 1.0
+    np.take(y, source, out=ys)
+    np.subtract(ys, y_offset, out=ZT[d + 1])
+    ZT *= root
+    Zb = ZT.reshape(p, n_blocks, -1).transpose(1, 0, 2)
+    np.matmul(Zb, Zb.transpose(0, 2, 1), out=out)
 
 
 def finish_gram(parts, kernel, p):

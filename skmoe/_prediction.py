@@ -12,6 +12,7 @@ from . import _em
 from ._experts import n_expert_parameters
 from ._fit_state import _is_dask, _select_columns
 from ._solvers import GenericSolver
+from ._sparse import as_csr, is_sparse, sparse_refusal
 from .gates._protocol import GateAdapter
 
 
@@ -19,8 +20,15 @@ class _PredictionMixin:
     """Methods every fitted mixture of experts answers (see the estimators' docs)."""
 
     def _validate_predict_X(self, X):
+        """Validated ``X``: float32 or float64, canonical CSR when sparse (if the fitted parts take it)."""
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32])
+        if is_sparse(X):
+            problem = sparse_refusal(self.experts_, gate=self.gate_)
+            if problem is not None:
+                raise TypeError(problem)
+            X = as_csr(X)
+        return X
 
     def _gate_X(self, X):
         """The gate's columns of validated ``X``."""

@@ -22,6 +22,7 @@ from numbers import Integral
 import numpy as np
 
 from . import _em
+from .utils._array_api import float_dtype
 
 # Doublings of the bracket's half-width, and bisection steps: 2^-100 of the
 # bracket is below float64 resolution for any bracket that doubling reached.
@@ -137,10 +138,12 @@ def mixture_quantiles(weights_T, outputs_T, likelihood, params, alpha):
     Returns
     -------
     quantiles : ndarray of shape (n_samples, n_alpha)
-        ``inf {q : F_i(q) >= alpha_j}``; integers for a discrete likelihood.
+        ``inf {q : F_i(q) >= alpha_j}``; integers for a discrete likelihood;
+        float32 when the weights and outputs are.
     """
     n_samples = outputs_T.shape[1]
-    quantiles = np.empty((n_samples, alpha.size))
+    # Searched in float64; returned in the dtype of the mixture (float32 kept).
+    quantiles = np.empty((n_samples, alpha.size), dtype=float_dtype(weights_T, outputs_T))
     if n_samples == 0:
         return quantiles
     discrete = bool(getattr(likelihood, "discrete", False))
@@ -216,13 +219,14 @@ def mixture_sample(weights_T, outputs_T, likelihood, params, n_draws, rng):
     Returns
     -------
     draws : ndarray of shape (n_samples, n_draws)
-        Column ``j`` is one draw of ``y`` for every sample.
+        Column ``j`` is one draw of ``y`` for every sample; float32 when the
+        weights and outputs are.
     """
     n_experts, n_samples = outputs_T.shape
     cumulative = np.cumsum(weights_T, axis=0)
     cumulative /= cumulative[-1]
     columns = np.arange(n_samples)
-    draws = np.empty((n_samples, n_draws))
+    draws = np.empty((n_samples, n_draws), dtype=float_dtype(weights_T, outputs_T))
     for j in range(n_draws):
         expert_draws_T = likelihood.sample(outputs_T, params, rng)
         u = rng.uniform(size=n_samples)

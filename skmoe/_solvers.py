@@ -28,10 +28,15 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from ._experts import fit_experts
 from ._gram import solve_normal_equations, weighted_gram_matrices
-from .utils._array_api import get_namespace
+from ._sparse import is_sparse
+from ._sparse_gram import sparse_gram_matrices
+from .utils._array_api import float_dtype, get_namespace
 from .utils._threads import matmul_rows_T
 
 FAST_PATH_TYPES = (LinearRegression, Ridge)
+# Elements of all experts' normal equations up to which they are formed and
+# their eigenvalues computed in one batch (8 MiB of float64).
+_BATCHED_SYSTEMS_ELEMENTS = 2**20
 
 
 class GenericSolver:
@@ -68,7 +73,7 @@ class GenericSolver:
 
     @staticmethod
     def predict_T(experts, X):
-        """Predictions ``(n_experts, n_samples)``, float64."""
+        """Predictions ``(n_experts, n_samples)`` of the floating dtype of ``X``."""
         return predict_experts(experts, X)
 
     @staticmethod
@@ -119,8 +124,8 @@ class BatchedLinearSolver:
 
     @staticmethod
     def predict_T(experts, X):
-        """Predictions ``(n_experts, n_samples)`` in one product, float64."""
-        return predict_linear_experts(experts, X).astype(np.float64, copy=False)
+        """Predictions ``(n_experts, n_samples)`` in one product, of the dtype of ``X``."""
+        return predict_linear_experts(experts, X)
 
     @staticmethod
     def n_parameters_per_expert(templates, n_features):
@@ -161,11 +166,13 @@ def linear_offsets(X, y, weights_T, sample_weight=None):
     """Global weighted means of ``X`` and ``y`` that centre the Gram pass.
 
     Centring the blocks by them keeps the Gram matrices well conditioned for
-    features with large offsets.
+    features with large offsets. Sparse ``X`` is not centred (that would
+    fill it): its offset is 0, and each expert's system is centred from its
+    Gram matrix in :func:`solve_linear_experts`.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
         Inputs.
     y : ndarray of shape (n_samples,)
         Targets.
@@ -188,10 +195,13 @@ def linear_offsets(X, y, weights_T, sample_weight=None):
             row_weight = row_weight * sample_weight
         grand = xp.sum(row_weight)
         return (row_weight @ X) / grand, (row_weight @ y) / grand
-    row_weight = weights_T.sum(axis=0)
+    # float64 sums whatever the dtype of the weights (float32 in a float32 fit).
+    row_weight = weights_T.sum(axis=0, dtype=np.float64)
     if sample_weight is not None:
         row_weight *= sample_weight
     grand = row_weight.sum()
+    if is_sparse(X):
+        return np.zeros(X.shape[1]), float(row_weight @ y / grand)
     return (row_weight @ X) / grand, float(row_weight @ y / grand)
 
 
@@ -202,8 +212,8 @@ def fit_linear_experts(templates, X, y, weights_T, sample_weight=None):
     ----------
     templates : list of LinearRegression or Ridge
         Unfitted experts.
-    X : ndarray of shape (n_samples, n_features)
-        Inputs.
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Inputs; sparse ``X`` takes :func:`~skmoe._sparse_gram.sparse_gram_matrices`.
     y : ndarray of shape (n_samples,)
         Targets.
     weights_T : ndarray of shape (n_experts, n_samples)
@@ -218,9 +228,12 @@ def fit_linear_experts(templates, X, y, weights_T, sample_weight=None):
         for LinearRegression, ``rank_`` and ``singular_``), as their own
         ``fit`` with ``sample_weight`` would leave them.
     """
-    n_samples, n_features = X.shape
+    n_samples = X.shape[0]
     x_offset, y_offset = linear_offsets(X, y, weights_T, sample_weight)
-    gram = weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight)
+    if is_sparse(X):  # also for routed weights: the sparse pass follows the routed rows itself
+        gram = sparse_gram_matrices(X, y, weights_T, y_offset, sample_weight)
+    else:
+        gram = weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight)
     return solve_linear_experts(templates, gram, x_offset, y_offset, n_samples)
 
 
@@ -248,32 +261,25 @@ def solve_linear_experts(templates, gram, x_offset, y_offset, n_samples):
     n_features = gram.shape[1] - 2
     d = n_features
     rcond = np.finfo(np.float64).eps * max(n_samples, n_features)
-    systems = []
-    for k, template in enumerate(templates):
-        G = gram[k]
-        sw = G[d, d]
-        fit_intercept = template.fit_intercept
-        alpha = float(template.alpha) if type(template) is Ridge else 0.0
-        if fit_intercept:
-            mx = G[:d, d] / sw
-            my = G[d, d + 1] / sw
-            A = G[:d, :d] - sw * np.outer(mx, mx)
-            b = G[:d, d + 1] - sw * mx * my
-        else:
-            # Undo the global centering: sums over the raw [X, y].
-            mx, my = -x_offset, -y_offset
-            A = G[:d, :d] + np.outer(G[:d, d], x_offset) + np.outer(x_offset, G[:d, d]) + sw * np.outer(x_offset, x_offset)
-            b = G[:d, d + 1] + x_offset * G[d, d + 1] + y_offset * G[:d, d] + sw * x_offset * y_offset
-        A = 0.5 * (A + A.T)
-        if alpha > 0:
-            A = A + alpha * np.eye(d)
-        systems.append((A, b, mx, my))
-    # lstsq's diagnostics of LinearRegression experts from the eigenvalues of
-    # their weighted (centred) Gram matrices, in one batched call.
+    # lstsq's diagnostics of LinearRegression experts come from the eigenvalues
+    # of their weighted (centred) Gram matrices: in one batched call while the
+    # stacked copy of the systems is small, one system at a time for wide
+    # designs (the same values; no copy of every system at once).
+    batched = len(templates) * d * d <= _BATCHED_SYSTEMS_ELEMENTS
     plain = [k for k, t in enumerate(templates) if type(t) is LinearRegression]
-    eigenvalues = dict(zip(plain, np.linalg.eigvalsh(np.stack([systems[k][0] for k in plain])))) if plain else {}
+    if batched:
+        systems = [
+            _normal_system(gram[k], t, x_offset, y_offset) for k, t in enumerate(templates)
+        ]
+        eigenvalues = dict(zip(plain, np.linalg.eigvalsh(np.stack([systems[k][0] for k in plain])))) if plain else {}
     experts = []
-    for k, (template, (A, b, mx, my)) in enumerate(zip(templates, systems)):
+    for k, template in enumerate(templates):
+        if batched:
+            A, b, mx, my = systems[k]
+            evals = eigenvalues.get(k)
+        else:
+            A, b, mx, my = _normal_system(gram[k], template, x_offset, y_offset)
+            evals = np.linalg.eigvalsh(A) if k in plain else None
         # Eigenvalues of a Gram matrix carry absolute rounding of about eps * its norm:
         # smaller ones are treated as zero (minimum-norm solution, as lstsq).
         coef = solve_normal_equations(A, b, rank_deficient_rcond=rcond)
@@ -286,8 +292,8 @@ def solve_linear_experts(templates, gram, x_offset, y_offset, n_samples):
         else:
             expert.intercept_ = 0.0
         expert.n_features_in_ = n_features
-        if k in eigenvalues:
-            evals = np.clip(eigenvalues[k][::-1], 0.0, None)
+        if evals is not None:
+            evals = np.clip(evals[::-1], 0.0, None)
             singular = np.sqrt(evals)
             expert.singular_ = singular
             # Same threshold as the solve: eigenvalues below eps-level rounding are zero.
@@ -299,6 +305,27 @@ def solve_linear_experts(templates, gram, x_offset, y_offset, n_samples):
     return experts
 
 
+def _normal_system(G, template, x_offset, y_offset):
+    """One expert's centred normal equations ``(A, b)`` and centres ``(mx, my)`` from its Gram matrix."""
+    d = G.shape[0] - 2
+    sw = G[d, d]
+    alpha = float(template.alpha) if type(template) is Ridge else 0.0
+    if template.fit_intercept:
+        mx = G[:d, d] / sw
+        my = G[d, d + 1] / sw
+        A = G[:d, :d] - sw * np.outer(mx, mx)
+        b = G[:d, d + 1] - sw * mx * my
+    else:
+        # Undo the global centering: sums over the raw [X, y].
+        mx, my = -x_offset, -y_offset
+        A = G[:d, :d] + np.outer(G[:d, d], x_offset) + np.outer(x_offset, G[:d, d]) + sw * np.outer(x_offset, x_offset)
+        b = G[:d, d + 1] + x_offset * G[d, d + 1] + y_offset * G[:d, d] + sw * x_offset * y_offset
+    A = 0.5 * (A + A.T)
+    if alpha > 0:
+        A = A + alpha * np.eye(d)
+    return A, b, mx, my
+
+
 def predict_linear_experts(experts, X, out=None):
     """Predictions of linear experts, ``(n_experts, n_samples)``, in one product.
 
@@ -306,17 +333,17 @@ def predict_linear_experts(experts, X, out=None):
     ----------
     experts : list of fitted linear models
         Experts with ``coef_`` of shape (n_features,) and scalar ``intercept_``.
-    X : ndarray of shape (n_samples, n_features)
-        Inputs.
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Inputs, float32 or float64.
     out : ndarray of shape (n_experts, n_samples), default=None
         Buffer.
 
     Returns
     -------
     mean_T : ndarray of shape (n_experts, n_samples)
-        Predictions.
+        Predictions, of the dtype of ``X`` (the product runs in it).
     """
-    coef = np.vstack([np.ravel(e.coef_) for e in experts]).astype(X.dtype, copy=False)
+    coef = np.vstack([np.ravel(e.coef_) for e in experts]).astype(float_dtype(X), copy=False)
     intercept = np.array([float(np.ravel(e.intercept_)[0]) for e in experts])
     # Written straight into the (n_experts, n_samples) layout: measured faster
     # than X @ coef.T followed by a transposed copy.
@@ -332,17 +359,18 @@ def predict_experts(experts, X):
     ----------
     experts : list of fitted regressors
         Experts.
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
         Inputs.
 
     Returns
     -------
     mean_T : ndarray of shape (n_experts, n_samples)
-        Predictions, float64.
+        Predictions, float32 for float32 ``X`` (float32 kept end to end),
+        float64 otherwise.
     """
     if all(type(e) in FAST_PATH_TYPES and np.ndim(e.coef_) == 1 for e in experts):
-        return predict_linear_experts(experts, X).astype(np.float64, copy=False)
-    mean_T = np.empty((len(experts), X.shape[0]))
+        return predict_linear_experts(experts, X)
+    mean_T = np.empty((len(experts), X.shape[0]), dtype=float_dtype(X))
     for k, e in enumerate(experts):
         mean_T[k] = np.ravel(e.predict(X))
     return mean_T

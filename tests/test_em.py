@@ -176,3 +176,17 @@ def test_em_loop_with_row_threads_equals_single_thread_fit():
         assert_allclose(a.coef_, b.coef_, rtol=1e-7, atol=1e-9)
     assert_allclose(one.gate_.coef_, two.gate_.coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(one.predict(X), two.predict(X), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_softmax_in_column_blocks_equals_one_pass(dtype, monkeypatch):
+    from skmoe.gates import _base
+
+    Z = (30 * np.random.RandomState(0).standard_normal((5, 10_001))).astype(dtype)
+    expected = Z - Z.max(axis=0)
+    with np.errstate(under="ignore"):
+        expected -= np.log(np.exp(expected).sum(axis=0))
+    monkeypatch.setattr(_base, "_LOG_SOFTMAX_BLOCK", 5 * 97)  # many blocks, a short last one
+    got = _base.log_softmax_columns(Z.copy())
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)

@@ -127,3 +127,30 @@ def test_fast_path_on_routed_weights_equals_generic_path(top):
     for f, s in zip(fast, slow):
         assert_allclose(f.coef_, s.coef_, rtol=1e-8, atol=1e-10 * np.abs(s.coef_).max())
         assert_allclose(f.intercept_, s.intercept_, rtol=1e-8, atol=1e-8)
+
+
+def test_wide_systems_solved_one_at_a_time_equal_the_batched_solve(monkeypatch):
+    # Wide designs skip the stacked copy of every expert's system: the same numbers.
+    rng = np.random.RandomState(3)
+    X, y, weights = _data(rng, n=300, d=8, k=3)
+    X[:, 7] = X[:, 6]  # a rank-deficient expert system too
+    templates = [LinearRegression(), Ridge(alpha=0.5), LinearRegression(fit_intercept=False)]
+    batched = fit_linear_experts(templates, X, y, weights)
+    monkeypatch.setattr(_solvers, "_BATCHED_SYSTEMS_ELEMENTS", 0)
+    one_by_one = fit_linear_experts(templates, X, y, weights)
+    for a, b in zip(batched, one_by_one):
+        np.testing.assert_array_equal(a.coef_, b.coef_)
+        assert a.intercept_ == b.intercept_
+        for name in ("singular_", "rank_"):
+            if hasattr(a, name):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predictions_keep_the_dtype_of_X(dtype):
+    rng = np.random.RandomState(4)
+    X, y, weights = _data(rng, n=200, d=3, k=2)
+    experts = fit_linear_experts([LinearRegression()] * 2, X, y, weights)
+    assert BatchedLinearSolver.predict_T(experts, X.astype(dtype)).dtype == dtype
+    trees = [DecisionTreeRegressor(max_depth=2).fit(X, y) for _ in range(2)]
+    assert GenericSolver.predict_T(trees, X.astype(dtype)).dtype == dtype

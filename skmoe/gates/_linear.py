@@ -2,8 +2,7 @@
 
 from numbers import Integral, Real
 
-import numpy as np
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..utils._compat import Interval
 from ._network import weighted_standardisation, zero_start
@@ -24,6 +23,12 @@ class LinearGate(_BaseSoftmaxGate):
     :meth:`fit` warm-start from the current solution, which is what makes the
     gate M-step of EM cost only a few function evaluations. The passes over
     the rows run on the row threads of the EM loop (``splits_rows``).
+
+    Sparse ``X`` (CSR, CSC or any SciPy sparse format, converted to CSR) is
+    never densified: the standardisation is implicit (the columns' weighted
+    mean and scale come from their non-zeros, the scale divides the weights
+    and the mean is folded into the bias), and the passes are sparse-dense
+    products.
 
     Parameters
     ----------
@@ -75,6 +80,7 @@ class LinearGate(_BaseSoftmaxGate):
     """
 
     splits_rows = True
+    _sparse_input = True
 
     _parameter_constraints = {
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -108,15 +114,20 @@ class LinearGate(_BaseSoftmaxGate):
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
             Inputs.
 
         Returns
         -------
         logits_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous logits.
+            C-contiguous logits of the dtype of ``X`` (float32 or float64).
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
+        X = self._check_X(X)
         self._check_n_features_in(X)
         return self._logits_T(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

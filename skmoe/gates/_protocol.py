@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from ..utils._array_api import float_dtype
 from ._base import check_gate
 
 # L-BFGS iterations of the linear gate per M-step. The gate warm-starts,
@@ -85,7 +86,7 @@ class GateAdapter:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
             Validated inputs of the run.
         sample_weight : ndarray of shape (n_samples,) or None
             Sample weights of the run.
@@ -107,10 +108,11 @@ class GateAdapter:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
             Validated inputs.
         resp_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous float64 responsibilities, columns summing to one.
+            C-contiguous responsibilities, columns summing to one: float64,
+            or float32 in a fit on float32 ``X``.
         sample_weight : ndarray of shape (n_samples,) or None
             Sample weights (for a gate fitted through ``fit``).
         context : object or None
@@ -133,18 +135,20 @@ class GateAdapter:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-            Inputs.
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
+            Validated inputs.
 
         Returns
         -------
         log_proba_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous float64 log-probabilities.
+            C-contiguous log-probabilities: float32 for float32 ``X`` (kept
+            end to end), float64 otherwise.
         """
+        dtype = float_dtype(X)
         log_proba_T = _method(self.estimator, "log_proba_T")
         if log_proba_T is not None:
-            return np.ascontiguousarray(log_proba_T(X), dtype=np.float64)
-        return np.ascontiguousarray(self.estimator.predict_log_proba(X).T, dtype=np.float64)
+            return np.ascontiguousarray(log_proba_T(X), dtype=dtype)
+        return np.ascontiguousarray(self.estimator.predict_log_proba(X).T, dtype=dtype)
 
     def penalty(self):
         """Penalty term of the gate's last fit (0.0 when the gate has no ``penalty()``).

@@ -17,6 +17,8 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._sparse import as_csr, block_rows, is_sparse, left_matmul, matmul_T, row_block
+from .._sparse import weighted_standardisation as sparse_standardisation
 from ..utils._threads import RowPool, row_parallel
 from ._base import BaseGate, log_softmax_columns, validate_resp
 from ._lbfgs import LBFGSMemory, minimise_lbfgs
@@ -53,9 +55,14 @@ class SoftmaxContext(NamedTuple):
 
 
 def prepare_context(X, sample_weight):
-    """:class:`SoftmaxContext` of ``X`` and ``sample_weight`` (uniform when None)."""
+    """:class:`SoftmaxContext` of ``X`` and ``sample_weight`` (uniform when None).
+
+    Sparse ``X`` is standardised implicitly: its mean and scale come from
+    its non-zeros, and the objective folds them into the first layer.
+    """
     weight = normalised_weight(sample_weight, X.shape[0])
-    return SoftmaxContext(weight, *weighted_standardisation(X, weight))
+    standardise = sparse_standardisation if is_sparse(X) else weighted_standardisation
+    return SoftmaxContext(weight, *standardise(X, weight))
 
 
 class SoftmaxObjective:
@@ -70,7 +77,10 @@ class SoftmaxObjective:
     forward products, a log-sum-exp over the outputs, and the backward
     products, so ``X`` is read from memory once per evaluation, and the
     ``(n_units, block)`` buffers are reused by every evaluation, with the
-    reductions along their contiguous axis. The chunks of rows of the
+    reductions along their contiguous axis. Sparse ``X`` (CSR) is read in
+    blocks that are views of it, its products with the weights and the
+    errors are sparse-dense products, and it is never standardised or
+    densified: the mean goes into the bias. The chunks of rows of the
     :class:`~skmoe.utils._threads.RowPool` run in parallel threads, their
     partial sums combined in chunk order.
 
@@ -84,8 +94,9 @@ class SoftmaxObjective:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Inputs, float32 or float64 (products run in this dtype).
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Inputs, float32 or float64 (products run in this dtype); sparse
+        ``X`` in CSR form.
     resp_T : ndarray of shape (n_experts, n_samples)
         Targets, columns summing to one.
     weight, mean, scale : ndarray
@@ -121,6 +132,8 @@ class SoftmaxObjective:
         width = n_features + sum(n_out for n_out, _ in self.shapes[:-1])
         if block is None:
             block = np.clip(2**18 // max(1, width), 1024, 16384)
+            if is_sparse(X):  # rows of a sparse block hold only their non-zeros
+                block = block_rows(X, max_rows=16384)
         self.block = int(block)
         # The neural gates' chunks follow the thread rule on the multiply-adds
         # of a row's forward and backward passes (the linear gate's split
@@ -139,7 +152,7 @@ class SoftmaxObjective:
         self.weighted_resp = resp_T * self.weight
         if self.linear:
             def moment(start, stop):
-                product = np.matmul(self.weighted_resp[:, start:stop], X[start:stop])
+                product = left_matmul(self.weighted_resp[:, start:stop], row_block(X, start, stop))
                 return product.astype(np.float64)
 
             parts = self.pool.map(moment, self.bounds)
@@ -199,11 +212,13 @@ class SoftmaxObjective:
         grad_b = [np.zeros(shape[0]) for shape in self.shapes]
         for lo in range(start, stop, self.block):
             hi = min(lo + self.block, stop)
-            rows = X[lo:hi]
+            rows = row_block(X, lo, hi)
             A = buffers if hi - lo == buffers[0].shape[1] else [b[:, : hi - lo] for b in buffers]
             for layer in range(n_layers):
-                source = rows.T if layer == 0 else A[layer - 1]
-                np.matmul(Wd[layer], source, out=A[layer])
+                if layer == 0:
+                    matmul_T(Wd[0], rows, out=A[0])
+                else:
+                    np.matmul(Wd[layer], A[layer - 1], out=A[layer])
                 A[layer] += bd[layer]
                 if layer < n_layers - 1:
                     activate(A[layer], act)
@@ -231,8 +246,10 @@ class SoftmaxObjective:
             Z -= self.weighted_resp[:, lo:hi]
             delta = Z
             for layer in range(n_layers - 1, -1, -1):
-                source = rows if layer == 0 else A[layer - 1].T
-                grad_W[layer] += np.matmul(delta, source)
+                if layer == 0:
+                    grad_W[0] += left_matmul(delta, rows)
+                else:
+                    grad_W[layer] += np.matmul(delta, A[layer - 1].T)
                 grad_b[layer] += delta.sum(axis=1, dtype=np.float64)
                 if layer > 0:
                     back = A[n_layers + layer - 1]
@@ -274,6 +291,10 @@ class _BaseSoftmaxGate(BaseGate):
     :func:`~skmoe.gates._lbfgs.minimise_lbfgs`, whose curvature pairs are
     kept from one M-step of an EM run to the next (the same ``context``).
     """
+
+    # Whether fit and predict take sparse X (CSR): the network without hidden
+    # layer, whose forward pass is one sparse-dense product.
+    _sparse_input = False
 
     # ------------------------------------------------------------------
     # Hooks
@@ -414,7 +435,7 @@ class _BaseSoftmaxGate(BaseGate):
         self : object
             The fitted gate.
         """
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
+        X = self._check_X(X)
         resp_T = validate_resp(resp, X.shape[0])
         return self.fit_prepared(X, resp_T, self.prepare(X, sample_weight))
 
@@ -429,7 +450,8 @@ class _BaseSoftmaxGate(BaseGate):
         X : ndarray of shape (n_samples, n_features)
             Validated inputs (float32 or float64); not validated again.
         resp_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous float64 targets whose columns sum to one.
+            C-contiguous targets whose columns sum to one (float64, or
+            float32 in a fit on float32 ``X``).
         context : SoftmaxContext
             :meth:`prepare` of the same ``X`` and sample weights.
 
@@ -530,9 +552,10 @@ class _BaseSoftmaxGate(BaseGate):
         Returns
         -------
         log_proba_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous float64 log-probabilities; each column log-sum-exps to 0.
+            C-contiguous log-probabilities of the dtype of ``X`` (float32 or
+            float64); each column log-sum-exps to 0.
         """
-        return np.ascontiguousarray(self._log_proba_native_T(X), dtype=np.float64)
+        return np.ascontiguousarray(self._log_proba_native_T(X))
 
     def predict_log_proba(self, X):
         """Log gate probabilities.
@@ -554,9 +577,17 @@ class _BaseSoftmaxGate(BaseGate):
     def _log_proba_native_T(self, X):
         """Validated ``X`` -> ``(n_experts, n_samples)`` log-probabilities of ``X.dtype``."""
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
+        X = self._check_X(X)
         self._check_n_features_in(X)
         return log_softmax_columns(self._logits_T(X))
+
+    def _check_X(self, X):
+        """Validated float32 or float64 ``X``; canonical CSR when the gate takes sparse input."""
+        X = check_array(
+            X, accept_sparse="csr" if self._sparse_input else False,
+            dtype=[np.float64, np.float32], ensure_min_features=0,
+        )
+        return as_csr(X) if is_sparse(X) else X
 
     def _check_n_features_in(self, X):
         if X.shape[1] != self.n_features_in_:

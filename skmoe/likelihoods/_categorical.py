@@ -8,11 +8,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from .._experts import aligned_proba
+from ..utils._array_api import float_dtype
 from ._base import BaseLikelihood
 
-# Probabilities are floored here before the log: an expert that gives a
-# class probability 0 must not turn the responsibilities into NaN.
-_PROBA_FLOOR = np.finfo(np.float64).tiny
+# Probabilities are floored at the smallest positive number of their dtype
+# before the log: an expert that gives a class probability 0 must not turn
+# the responsibilities into NaN.
 
 
 class CategoricalLikelihood(BaseLikelihood):
@@ -97,12 +98,12 @@ class CategoricalLikelihood(BaseLikelihood):
     def expert_outputs(self, experts, X, y, solver):
         # Log-probability each expert gives the observed class.
         n_classes = self.classes_.shape[0]
-        out = np.empty((len(experts), X.shape[0]))
+        out = np.empty((len(experts), X.shape[0]), dtype=float_dtype(X))
         rows = np.arange(X.shape[0])
         for k, e in enumerate(experts):
             out[k] = aligned_proba(e, X, n_classes)[rows, y]
         with np.errstate(divide="ignore"):
-            np.log(np.maximum(out, _PROBA_FLOOR), out=out)
+            np.log(np.maximum(out, np.finfo(out.dtype).tiny), out=out)
         return out
 
     def log_likelihood(self, outputs_T, y, params, out=None):

@@ -7,6 +7,7 @@ NumPy arrays take NumPy's own in-place fast paths.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def get_namespace(*arrays):
@@ -15,7 +16,8 @@ def get_namespace(*arrays):
     Parameters
     ----------
     *arrays : arrays, scalars or None
-        Arguments of an array function; scalars and None are ignored.
+        Arguments of an array function; scalars and None are ignored, and
+        SciPy sparse matrices count as NumPy.
 
     Returns
     -------
@@ -35,6 +37,7 @@ def get_namespace(*arrays):
     others = [
         a for a in arrays
         if a is not None and not isinstance(a, (np.ndarray, np.generic, float, int, bool))
+        and not sp.issparse(a)  # SciPy sparse matrices go with NumPy
     ]
     if not others:
         return np, True
@@ -50,3 +53,26 @@ def get_namespace(*arrays):
             "package (pip install array-api-compat); NumPy arrays need nothing."
         ) from exc
     return array_api_compat.array_namespace(*others), False
+
+
+def float_dtype(*arrays):
+    """The floating dtype the EM core computes in: float32 when every array is float32, else float64.
+
+    float32 input is kept end to end (the experts' predictions, the E-step,
+    the predictions); anything else (float64, integers, None) computes in
+    float64.
+
+    Parameters
+    ----------
+    *arrays : arrays (dense or sparse) or None
+        The inputs; None is ignored.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+        ``float32`` or ``float64``.
+    """
+    dtypes = [np.dtype(a.dtype) for a in arrays if a is not None]
+    if dtypes and all(dt == np.float32 for dt in dtypes):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)

@@ -33,7 +33,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
+
+from .._sparse import block_rows, matmul_T, row_block
 
 _CONTROLLER = None
 _CONTROLLER_MODULES = -1
@@ -343,8 +346,8 @@ def matmul_rows_T(A, X, out=None):
     ----------
     A : ndarray of shape (m, n_features)
         Small left factor (gate weights, expert coefficients).
-    X : ndarray of shape (n_samples, n_features)
-        Data.
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Data; sparse ``X`` (CSR) is multiplied block by block, never densified.
     out : ndarray of shape (m, n_samples), default=None
         C-contiguous buffer for the result.
 
@@ -353,6 +356,8 @@ def matmul_rows_T(A, X, out=None):
     out : ndarray of shape (m, n_samples)
         The product.
     """
+    if sp.issparse(X):
+        return _sparse_matmul_rows_T(A, X, out)
     pool = active_row_pool()
     if pool is None or pool.n_threads == 1 or X.shape[0] < 2 * MIN_ROWS_PER_THREAD:
         return np.matmul(A, X.T, out=out)
@@ -366,6 +371,18 @@ def matmul_rows_T(A, X, out=None):
         np.matmul(A, X[start:stop].T, out=out[:, start:stop])
 
     pool.map(part, bounds)
+    return out
+
+
+def _sparse_matmul_rows_T(A, X, out):
+    """:func:`matmul_rows_T` of CSR ``X``: sparse-dense products over row blocks (views of ``X``)."""
+    n_samples = X.shape[0]
+    if out is None:
+        out = np.empty((A.shape[0], n_samples), dtype=np.result_type(A, X.dtype))
+    step = block_rows(X)
+    for lo in range(0, n_samples, step):
+        hi = min(n_samples, lo + step)
+        matmul_T(A, row_block(X, lo, hi), out=out[:, lo:hi])
     return out
 
 
