@@ -77,7 +77,10 @@ class _BaseMixtureOfExperts(
         "expert": [HasMethods(["fit", "predict"]), list, None],
         "gate": [StrOptions({"linear", "mlp"}), HasMethods(["fit", "predict_log_proba"])],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
-        "init": [StrOptions({"kmeans", "random", "tree", "gmm"}), HasMethods(["fit_predict"]), "array-like"],
+        "init": [
+            StrOptions({"kmeans", "random", "tree", "gmm"}), HasMethods(["fit_predict"]),
+            HasMethods(["fit", "predict"]), "array-like",
+        ],
         "pooling": [StrOptions({"weighted", "argmax"})],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
         "gate_features": ["array-like", None],

@@ -200,16 +200,13 @@ def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_re
         _fill_empty_experts(resp_T)
         return resp_T
 
-    if hasattr(init, "fit_predict"):
+    if is_clusterer_init(init):
         clusterer = clone(init)
         with fit_threads(n_samples, n_features * n_experts):
             Z = standardised_design(X, y, sample_weight, include_target=is_regression)
             if isinstance(Z, StandardisedSparseDesign):
                 Z = Z.scaled_matrix()
-            if has_fit_parameter(clusterer, "sample_weight"):
-                labels = clusterer.fit_predict(Z, sample_weight=sample_weight)
-            else:
-                labels = clusterer.fit_predict(Z)
+            labels = cluster_labels(clusterer, Z, sample_weight)
         uniq, labels = np.unique(np.asarray(labels), return_inverse=True)
         if uniq.shape[0] != n_experts:
             raise ValueError(
@@ -219,6 +216,23 @@ def initial_responsibilities(init, X, y, sample_weight, n_experts, rng, *, is_re
         return _one_hot(labels.ravel(), n_experts)
 
     return responsibilities_from_array(init, n_samples, n_experts)
+
+
+def is_clusterer_init(init):
+    """Whether ``init`` is a clusterer: ``fit_predict``, or ``fit`` and ``predict`` (dask-ml's KMeans)."""
+    return not isinstance(init, str) and (
+        hasattr(init, "fit_predict") or (hasattr(init, "fit") and hasattr(init, "predict"))
+    )
+
+
+def cluster_labels(clusterer, Z, sample_weight):
+    """Labels of the rows of ``Z`` from a fresh ``clusterer``, with the weights where it takes them."""
+    kwargs = {"sample_weight": sample_weight} if has_fit_parameter(clusterer, "sample_weight") else {}
+    if hasattr(clusterer, "fit_predict"):
+        return clusterer.fit_predict(Z, **kwargs)
+    clusterer.fit(Z, **kwargs)
+    labels = getattr(clusterer, "labels_", None)
+    return clusterer.predict(Z) if labels is None else labels
 
 
 def _builtin_responsibilities(init, X, y, sample_weight, n_experts, rng, seed, is_regression):

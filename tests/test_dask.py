@@ -254,14 +254,15 @@ def test_dask_ml_kmeans_initialisation(local):
     assert_allclose(resp.sum(axis=0), 1.0)
     assert len(set(labels[: N // 2])) == 1 and len(set(labels[N // 2 :])) == 1
     assert labels[0] != labels[-1]
-    # Through the estimator (whose parameter check asks init for fit_predict,
-    # which Dask-ML's KMeans lacks): its labels_, a dask array, as init.
+    # Through the estimator: the clusterer itself (it has fit and predict, no
+    # fit_predict), and its labels_, a dask array, as init.
     kmeans = cluster.KMeans(n_clusters=2, random_state=0).fit(Xd)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = MixtureOfExpertsRegressor(n_experts=2, init=kmeans.labels_, max_iter=3,
-                                        random_state=0).fit(Xd, yd)
-    assert est.n_experts_ == 2 and np.isfinite(est.log_likelihood_)
+    for init in (cluster.KMeans(n_clusters=2, random_state=0), kmeans.labels_):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = MixtureOfExpertsRegressor(n_experts=2, init=init, max_iter=3,
+                                            random_state=0).fit(Xd, yd)
+        assert est.n_experts_ == 2 and np.isfinite(est.log_likelihood_)
 
 
 def test_warm_start_continues_like_numpy(local):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.cluster import AgglomerativeClustering
+from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import r2_score
@@ -299,6 +299,24 @@ def test_init_strategies(gated_data, init):
     moe = MixtureOfExpertsRegressor(n_experts=3, init=init, n_init=2 if isinstance(init, str) else 1,
                                     random_state=0).fit(X, y)
     assert moe.score(X, y) > 0.85
+
+
+class _FitPredictOnly(KMeans):
+    """A clusterer with fit and predict but no fit_predict, as dask-ml's KMeans."""
+
+    def __getattribute__(self, name):
+        if name == "fit_predict":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_init_clusterer_without_fit_predict(gated_data):
+    X, y, _, _ = gated_data
+    clusterer = _FitPredictOnly(3, n_init=1, random_state=0)
+    assert not hasattr(clusterer, "fit_predict")
+    moe = MixtureOfExpertsRegressor(n_experts=3, init=clusterer, random_state=0).fit(X, y)
+    assert moe.score(X, y) > 0.85
+    assert not hasattr(clusterer, "labels_")  # cloned, never fitted itself
 
 
 def test_heterogeneous_and_pipeline_experts(gated_data):

@@ -23,10 +23,9 @@ import copy
 import numpy as np
 from sklearn.base import clone
 from sklearn.tree import DecisionTreeRegressor
-from sklearn.utils.validation import has_fit_parameter
 
+from .._init import cluster_labels, is_clusterer_init, responsibilities_from_array
 from .._init import initial_responsibilities as memory_initial_responsibilities
-from .._init import responsibilities_from_array
 from ..gates._linear import weighted_standardisation
 from ._blocks import import_dask, is_dask, reduce_blocks, sample_rows
 from ._kernels import totals_block
@@ -281,7 +280,7 @@ def initial_responsibilities(init, data, summary, n_experts, rng, spec):
     if type(init).__module__.partition(".")[0] == "dask_ml":
         rng.randint(np.iinfo(np.int32).max)  # the seed the in-memory strategy draws first
         return _dask_ml_labels(clone(init), data, mean, scale, n_experts)
-    if isinstance(init, str) or hasattr(init, "fit_predict"):
+    if isinstance(init, str) or is_clusterer_init(init):
         # The in-memory strategy on a uniform sample of rows, drawn from a copy
         # of rng so that rng itself is drawn from as in memory.
         sample_rng = np.random.RandomState(copy.deepcopy(rng).randint(np.iinfo(np.int32).max))
@@ -334,10 +333,7 @@ def _extend_from_sample(init, data, Xs, ys, ws, mean, scale, n_experts, rng, spe
             )
         rng.randint(np.iinfo(np.int32).max)  # the seed the in-memory strategy draws first
         Zs = _standardised(Xs, ys, mean, scale)
-        if has_fit_parameter(clusterer, "sample_weight"):
-            labels = clusterer.fit_predict(Zs, sample_weight=ws)
-        else:
-            labels = clusterer.fit_predict(Zs)
+        labels = cluster_labels(clusterer, Zs, ws)
         uniq = np.unique(np.asarray(labels))
         if uniq.shape[0] != n_experts:
             raise ValueError(
