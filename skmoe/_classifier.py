@@ -37,28 +37,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         labels; one that saw only some classes gives probability 0 to the
         others. A list of ``(name, estimator)`` pairs names the experts,
         whose parameters are then reached as ``<name>__<param>``.
-    %(gate)s
-    %(gate_alpha)s
-    %(init)s
-    %(pooling)s
-    %(top_k)s
-    %(gate_features)s
-    %(expert_features)s
-    %(min_prior)s
-    %(algorithm)s
-    %(routing)s
-    %(capacity_factor)s
-    %(balance)s
-    %(gate_noise)s
-    %(max_iter)s
-    %(tol)s
-    %(n_init)s
-    %(backend)s
-    %(device)s
-    %(n_jobs)s
-    %(random_state)s
-    %(verbose)s
-    %(warm_start)s
+    %(gate_to_warm_start)s
 
     Attributes
     ----------
@@ -120,10 +99,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def predict_proba(self, X):
         """Pooled class probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -149,10 +125,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def predict_experts_proba(self, X):
         """Every expert's own class probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -168,10 +141,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -184,10 +154,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def predict(self, X):
         """Most probable class under the pooled probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------

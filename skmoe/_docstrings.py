@@ -2,7 +2,8 @@
 
 An entry is written as it stands in a class's or function's docstring (the
 name line at an indentation of four spaces, its description at eight), with
-the first line's indentation left out. A docstring names an entry by a line
+the first line's indentation left out; an entry may also be whole sections
+(header and underline at four spaces). A docstring names an entry by a line
 ``%(name)s`` alone; :func:`doc_filler` replaces the line by the entry,
 re-indented to the placeholder's indentation, so the same entry serves a
 function (four spaces) and a method (eight).
@@ -22,8 +23,16 @@ def join_entries(*entries):
     return ("\n" + _ENTRY_INDENT).join(entries)
 
 
+# The Parameters section of a method that takes only ``X`` (an estimator's
+# or a gate's); the start of longer ones.
+_X_PARAMETERS = """Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Inputs."""
+
 # Parameters, attributes and returned values of both estimators.
 SHARED_DOC = {
+    "X_parameters": _X_PARAMETERS,
     "n_experts": """n_experts : int, default=4
         Number of experts (regions of the input space).""",
     "gate": """gate : {"linear", "mlp"} or gate object, default="linear"
@@ -50,8 +59,9 @@ SHARED_DOC = {
         random softmax gate. ``"tree"``: leaves of a decision tree with
         ``n_experts`` leaves. ``"gmm"``: the posterior of a full-covariance
         Gaussian mixture fitted with the sample weights to the same
-        standardised data as k-means. A clusterer with ``fit_predict`` (e.g.
-        ``AgglomerativeClustering(4)``) is cloned and run on the same
+        standardised data as k-means. A clusterer with ``fit_predict``, or ``fit``
+        and ``predict`` (e.g. ``AgglomerativeClustering(4)``, dask-ml's
+        ``KMeans``) is cloned and run on the same
         standardised data and must find ``n_experts`` clusters. An array of
         labels ``(n_samples,)`` in ``[0, n_experts)`` or of responsibilities
         ``(n_samples, n_experts)`` encodes domain knowledge; an expert they
@@ -178,6 +188,76 @@ SHARED_DOC = {
         Names of features seen during fit; only when ``X`` has string
         feature names.""",
 }
+# The parameters both estimators take after ``expert`` (and the regressor's
+# ``likelihood``), in the order of their signatures.
+SHARED_DOC["gate_to_warm_start"] = join_entries(
+    *(
+        SHARED_DOC[name]
+        for name in (
+            "gate", "gate_alpha", "init", "pooling", "top_k", "gate_features", "expert_features",
+            "min_prior", "algorithm", "routing", "capacity_factor", "balance", "gate_noise",
+            "max_iter", "tol", "n_init", "backend", "device", "n_jobs", "random_state", "verbose",
+            "warm_start",
+        )
+    )
+)
+
+# Whole sections, header included, of the methods that score ``(X, y)``.
+SHARED_DOC["X_y_parameters"] = _X_PARAMETERS + """
+    y : array-like of shape (n_samples,)
+        Targets."""
+SHARED_DOC["information_criterion"] = SHARED_DOC["X_y_parameters"] + """
+
+    Returns
+    -------
+    criterion : float
+        The criterion; lower is better."""
+
+
+# Parameters and whole sections of the gates' methods (:mod:`skmoe.gates`).
+GATES_DOC = {
+    "X_parameters": _X_PARAMETERS,
+    "fit_sections": _X_PARAMETERS + """
+    resp : array-like of shape (n_samples, n_experts)
+        Soft targets, non-negative rows summing to one.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Per-sample weights.
+
+    Returns
+    -------
+    self : object
+        The fitted gate.""",
+    "predict_log_proba_sections": _X_PARAMETERS + """
+
+    Returns
+    -------
+    log_proba : ndarray of shape (n_samples, n_experts)
+        Log probability of each expert.""",
+    "log_proba_T_sections": _X_PARAMETERS + """
+
+    Returns
+    -------
+    log_proba_T : ndarray of shape (n_experts, n_samples)
+        Log gate probabilities; each column log-sum-exps to 0.""",
+    "keep": """keep : array-like of int
+        Indices of the experts kept, in their new order.""",
+}
+
+
+# Parameters of the likelihood protocol's methods (:mod:`skmoe.likelihoods`).
+LIKELIHOODS_DOC = {
+    "outputs_T": """outputs_T : ndarray of shape (n_experts, n_samples)
+        From :meth:`expert_outputs`.""",
+    "params": """params : object or None
+        The likelihood's parameters.""",
+}
+LIKELIHOODS_DOC["outputs_params"] = join_entries(LIKELIHOODS_DOC["outputs_T"], LIKELIHOODS_DOC["params"])
+LIKELIHOODS_DOC["outputs_y_params"] = join_entries(
+    LIKELIHOODS_DOC["outputs_T"],
+    """y : ndarray of shape (n_samples,)
+        Target.""",
+    LIKELIHOODS_DOC["params"],
+)
 
 
 # Parameters and returned values of the synthetic data generators of

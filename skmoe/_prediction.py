@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em
+from ._docstrings import fill_doc
 from ._experts import n_expert_parameters
 from ._fit_state import _is_dask, _select_columns
 from ._solvers import GenericSolver
@@ -16,6 +17,7 @@ from ._sparse import as_csr, is_sparse, sparse_refusal
 from .gates._protocol import GateAdapter
 
 
+@fill_doc
 class _PredictionMixin:
     """Methods every fitted mixture of experts answers (see the estimators' docs)."""
 
@@ -55,10 +57,7 @@ class _PredictionMixin:
         With ``top_k`` set, only the ``top_k`` largest probabilities of each
         sample are kept and renormalised, as in training.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -76,10 +75,7 @@ class _PredictionMixin:
     def predict_expert(self, X):
         """Index of the expert the gate trusts most for each sample.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -96,12 +92,7 @@ class _PredictionMixin:
         ``pooling="weighted"`` (with ``top_k``), the chosen expert under
         ``pooling="argmax"``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        y : array-like of shape (n_samples,)
-            Targets.
+        %(X_y_parameters)s
 
         Returns
         -------
@@ -134,12 +125,7 @@ class _PredictionMixin:
         as in training) times the expert's likelihood of ``y_i``: the
         responsibilities of an E-step on ``(X, y)``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        y : array-like of shape (n_samples,)
-            Targets.
+        %(X_y_parameters)s
 
         Returns
         -------
@@ -173,17 +159,7 @@ class _PredictionMixin:
         or removed during the fit, with a
         :class:`~skmoe.exceptions.DegenerateExpertWarning`.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        y : array-like of shape (n_samples,)
-            Targets.
-
-        Returns
-        -------
-        bic : float
-            The criterion.
+        %(information_criterion)s
         """
         log_prob = self.log_prob(X, y)
         return float(-2.0 * np.sum(log_prob) + self._n_parameters() * np.log(log_prob.shape[0]))
@@ -194,17 +170,7 @@ class _PredictionMixin:
         ``-2 * sum_i log p(y_i | x_i) + 2 * n_parameters``, with the parameter
         count described in :meth:`bic`.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        y : array-like of shape (n_samples,)
-            Targets.
-
-        Returns
-        -------
-        aic : float
-            The criterion.
+        %(information_criterion)s
         """
         log_prob = self.log_prob(X, y)
         return float(-2.0 * np.sum(log_prob) + 2.0 * self._n_parameters())

@@ -78,28 +78,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
         .. versionadded:: 0.2
            ``"poisson"``, ``"gamma"`` and ``"student_t"``.
-    %(gate)s
-    %(gate_alpha)s
-    %(init)s
-    %(pooling)s
-    %(top_k)s
-    %(gate_features)s
-    %(expert_features)s
-    %(min_prior)s
-    %(algorithm)s
-    %(routing)s
-    %(capacity_factor)s
-    %(balance)s
-    %(gate_noise)s
-    %(max_iter)s
-    %(tol)s
-    %(n_init)s
-    %(backend)s
-    %(device)s
-    %(n_jobs)s
-    %(random_state)s
-    %(verbose)s
-    %(warm_start)s
+    %(gate_to_warm_start)s
 
     Attributes
     ----------
@@ -411,10 +390,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def predict_experts(self, X):
         """Every expert's own prediction.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------

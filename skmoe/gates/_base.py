@@ -56,6 +56,8 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
+from .._docstrings import GATES_DOC, doc_filler
+
 GATE_METHODS = ("fit", "predict_log_proba")
 # Elements of the exponentials' temporary of log_softmax_columns (2 MiB of float64).
 _LOG_SOFTMAX_BLOCK = 2**18
@@ -132,6 +134,7 @@ def _estimator_kind(obj):
     return None
 
 
+@doc_filler(GATES_DOC)
 class BaseGate(BaseEstimator, metaclass=ABCMeta):
     """Base class for gating networks.
 
@@ -165,43 +168,20 @@ class BaseGate(BaseEstimator, metaclass=ABCMeta):
     def fit(self, X, resp, sample_weight=None):
         """Fit the gate to soft targets.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        resp : array-like of shape (n_samples, n_experts)
-            Soft targets, non-negative rows summing to one.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
-
-        Returns
-        -------
-        self : object
-            The fitted gate.
+        %(fit_sections)s
         """
 
     @abstractmethod
     def predict_log_proba(self, X):
         """Log gate probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_experts)
-            Log probability of each expert.
+        %(predict_log_proba_sections)s
         """
 
     def predict_proba(self, X):
         """Gate probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -213,10 +193,7 @@ class BaseGate(BaseEstimator, metaclass=ABCMeta):
     def predict(self, X):
         """Index of the most probable expert.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        %(X_parameters)s
 
         Returns
         -------
@@ -256,6 +233,36 @@ def validate_resp(resp, n_samples):
     if not np.allclose(total, 1.0):
         resp_T = resp_T / total
     return resp_T
+
+
+def check_keep(keep, n_experts):
+    """``keep`` as an array of distinct indices of ``n_experts`` gate outputs.
+
+    Parameters
+    ----------
+    keep : array-like of int
+        Indices of the experts kept (``remove_experts``'s argument).
+    n_experts : int
+        Number of experts of the fitted gate.
+
+    Returns
+    -------
+    keep : ndarray of int
+        The same indices.
+
+    Raises
+    ------
+    ValueError
+        If ``keep`` is empty, not one-dimensional integers, repeats an index
+        or leaves ``[0, n_experts)``.
+    """
+    keep = np.asarray(keep)
+    if (
+        keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer)
+        or np.unique(keep).size != keep.size or keep.min() < 0 or keep.max() >= n_experts
+    ):
+        raise ValueError(f"keep must be distinct indices of the {n_experts} experts; got {keep!r}.")
+    return keep
 
 
 def log_softmax_columns(Z):

@@ -5,11 +5,13 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._docstrings import GATES_DOC, doc_filler
 from ..utils._compat import Interval
-from ._base import BaseGate, validate_resp
+from ._base import BaseGate, check_keep, validate_resp
 from ._linear import LinearGate
 
 
+@doc_filler(GATES_DOC)
 class HierarchicalGate(BaseGate):
     """Tree of softmax gates: the hierarchical mixture of experts of Jordan & Jacobs.
 
@@ -206,23 +208,9 @@ class HierarchicalGate(BaseGate):
         self._check_branching()
         return self._node().prepare(X, sample_weight)
 
+    # No docstring: it inherits BaseGate's; the class docstring says how the
+    # targets propagate up the tree.
     def fit(self, X, resp, sample_weight=None):
-        """Fit every node to the soft targets propagated up the tree.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        resp : array-like of shape (n_samples, n_experts)
-            Soft targets of the leaves (rows are normalised to sum to one).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
-
-        Returns
-        -------
-        self : HierarchicalGate
-            The fitted gate.
-        """
         X = check_array(X, dtype=[np.float64, np.float32])
         resp_T = validate_resp(resp, X.shape[0])
         return self.fit_prepared(X, resp_T, self.prepare(X, sample_weight))
@@ -304,16 +292,10 @@ class HierarchicalGate(BaseGate):
     def log_proba_T(self, X):
         """Log leaf probabilities in the core's ``(n_experts, n_samples)`` layout.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        A leaf's log-probability is the sum of the nodes' log-probabilities
+        along its path.
 
-        Returns
-        -------
-        log_proba_T : ndarray of shape (n_experts, n_samples)
-            Sums of the nodes' log-probabilities along each leaf's path;
-            columns log-sum-exp to 0.
+        %(log_proba_T_sections)s
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32])
@@ -329,19 +311,8 @@ class HierarchicalGate(BaseGate):
                 out[k] += node_log_proba[v][c]
         return out
 
+    # No docstring: it inherits BaseGate's (the experts are the leaves).
     def predict_log_proba(self, X):
-        """Log gate probabilities of the experts (leaves).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_experts)
-            Log probability of each expert.
-        """
         return self.log_proba_T(X).T
 
     def penalty(self):
@@ -366,8 +337,7 @@ class HierarchicalGate(BaseGate):
 
         Parameters
         ----------
-        keep : array-like of int
-            Indices of the experts kept, in their new order.
+        %(keep)s
 
         Returns
         -------
@@ -375,14 +345,7 @@ class HierarchicalGate(BaseGate):
             The pruned gate.
         """
         check_is_fitted(self)
-        keep = np.asarray(keep)
-        if (
-            keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer)
-            or np.unique(keep).size != keep.size or keep.min() < 0 or keep.max() >= self.n_experts_
-        ):
-            raise ValueError(
-                f"keep must be distinct indices of the {self.n_experts_} experts; got {keep!r}."
-            )
+        keep = check_keep(keep, self.n_experts_)
         new_index = {int(old): new for new, old in enumerate(keep)}
         alive = [True] * len(self.nodes_)
         for v in self._order():

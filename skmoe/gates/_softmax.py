@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._docstrings import GATES_DOC, doc_filler
 from .._sparse import as_csr, block_rows, is_sparse, left_matmul, matmul_T, row_block
 from .._sparse import weighted_standardisation as sparse_standardisation
 from ..utils._threads import RowPool, row_parallel
@@ -274,6 +275,7 @@ class _BestPoint:
         return loss, grad
 
 
+@doc_filler(GATES_DOC)
 class _BaseSoftmaxGate(BaseGate):
     """Softmax-network gate: everything but the architecture and the objective's library.
 
@@ -421,19 +423,9 @@ class _BaseSoftmaxGate(BaseGate):
     def fit(self, X, resp, sample_weight=None):
         """Fit the gate to soft targets, warm-starting when already fitted.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        resp : array-like of shape (n_samples, n_experts)
-            Soft targets (rows are normalised to sum to one).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+        The rows of ``resp`` are normalised to sum to one.
 
-        Returns
-        -------
-        self : object
-            The fitted gate.
+        %(fit_sections)s
         """
         X = self._check_X(X)
         resp_T = validate_resp(resp, X.shape[0])
@@ -544,33 +536,18 @@ class _BaseSoftmaxGate(BaseGate):
     def log_proba_T(self, X):
         """Log gate probabilities in the core's ``(n_experts, n_samples)`` layout.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        A C-contiguous array of the dtype of ``X`` (float32 or float64).
 
-        Returns
-        -------
-        log_proba_T : ndarray of shape (n_experts, n_samples)
-            C-contiguous log-probabilities of the dtype of ``X`` (float32 or
-            float64); each column log-sum-exps to 0.
+        %(log_proba_T_sections)s
         """
         return np.ascontiguousarray(self._log_proba_native_T(X))
 
     def predict_log_proba(self, X):
-        """Log gate probabilities.
+        """Log gate probabilities, of the dtype of ``X`` (float32 or float64).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        A transposed view of a C-contiguous ``(n_experts, n_samples)`` array.
 
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_experts)
-            Log probability of each expert (a transposed view of a
-            C-contiguous ``(n_experts, n_samples)`` array), of the dtype of
-            ``X`` (float32 or float64).
+        %(predict_log_proba_sections)s
         """
         return self._log_proba_native_T(X).T
 

@@ -2,9 +2,13 @@
 
 from abc import ABCMeta, abstractmethod
 
+import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._docstrings import LIKELIHOODS_DOC, doc_filler
 
+
+@doc_filler(LIKELIHOODS_DOC)
 class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
     """Base class of the likelihoods: ``p_k(y | x)``, the density of one expert.
 
@@ -199,12 +203,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        y : ndarray of shape (n_samples,)
-            Target.
-        params : object or None
-            The likelihood's parameters.
+        %(outputs_y_params)s
         out : ndarray of shape (n_experts, n_samples), default=None
             Buffer for the result; may be ``outputs_T`` itself.
 
@@ -219,12 +218,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        y : ndarray of shape (n_samples,)
-            Target.
-        params : object or None
-            The likelihood's parameters.
+        %(outputs_y_params)s
 
         Returns
         -------
@@ -262,10 +256,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        params : object or None
-            The likelihood's parameters.
+        %(outputs_params)s
 
         Returns
         -------
@@ -283,10 +274,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
         ----------
         y : ndarray of shape (n_samples,)
             Values.
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        params : object or None
-            The likelihood's parameters.
+        %(outputs_params)s
 
         Returns
         -------
@@ -300,10 +288,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            From :meth:`expert_outputs`.
-        params : object or None
-            The likelihood's parameters.
+        %(outputs_params)s
         rng : numpy.random.RandomState
             Random generator.
 
@@ -319,8 +304,7 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        params : object or None
-            The likelihood's parameters.
+        %(params)s
 
         Returns
         -------
@@ -375,3 +359,25 @@ class BaseLikelihood(BaseEstimator, metaclass=ABCMeta):
             Name (ending in ``_``) to value, e.g. ``noise_variance_``.
         """
         return {}
+
+
+class _ScalarParameterLikelihood(BaseLikelihood):
+    """Base of the likelihoods with one positive scalar per expert: Gaussian variance, Gamma shape.
+
+    ``params`` is an array of shape (n_experts,), exposed as the fitted
+    attribute named by ``_params_attribute``.
+    """
+
+    _params_attribute = None
+
+    def n_parameters(self, params):
+        return int(np.size(params))
+
+    def min_effective_samples(self, n_expert_parameters):
+        # Twice the expert's parameters plus its own scalar: below it an expert
+        # can interpolate its samples and drive its dispersion to zero (the
+        # unbounded likelihood of mixtures of regressions).
+        return 2.0 * (n_expert_parameters + 1)
+
+    def fitted_attributes(self, params):
+        return {self._params_attribute: np.asarray(params, dtype=np.float64)}

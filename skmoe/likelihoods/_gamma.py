@@ -4,6 +4,7 @@ import numpy as np
 from scipy.special import gammainc, gammaln, polygamma, psi
 from sklearn.linear_model import GammaRegressor
 
+from ._base import _ScalarParameterLikelihood
 from ._checks import _PositiveMeanLikelihood, store_in
 
 # Range of the shapes: the upper bound keeps the likelihood bounded when an
@@ -48,7 +49,7 @@ def gamma_shape_mle(deviance):
     return np.exp(log_nu)
 
 
-class GammaLikelihood(_PositiveMeanLikelihood):
+class GammaLikelihood(_PositiveMeanLikelihood, _ScalarParameterLikelihood):
     """``y | x, expert k  ~  Gamma(mean mu_k(x), shape nu_k)``: positive responses.
 
     The density is ``nu^nu y^(nu-1) exp(-nu y / mu) / (Gamma(nu) mu^nu)``:
@@ -88,6 +89,7 @@ class GammaLikelihood(_PositiveMeanLikelihood):
     """
 
     name = "gamma"
+    _params_attribute = "gamma_shape_"
 
     def default_expert(self):
         # ``GammaRegressor(alpha=0, solver="newton-cholesky")``: unpenalised, log link.
@@ -125,14 +127,4 @@ class GammaLikelihood(_PositiveMeanLikelihood):
     def sample(self, outputs_T, params, rng):
         nu = np.broadcast_to(np.asarray(params)[:, None], outputs_T.shape)
         return rng.gamma(nu, outputs_T / nu)
-
-    def n_parameters(self, params):
-        return int(np.size(params))
-
-    def min_effective_samples(self, n_expert_parameters):
-        # Twice the expert's parameters plus its shape.
-        return 2.0 * (n_expert_parameters + 1)
-
-    def fitted_attributes(self, params):
-        return {"gamma_shape_": np.asarray(params, dtype=np.float64)}
 

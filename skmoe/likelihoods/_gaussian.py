@@ -9,11 +9,11 @@ from sklearn.utils.validation import column_or_1d
 
 from .. import _em
 from ..utils._compat import Interval
-from ._base import BaseLikelihood
+from ._base import _ScalarParameterLikelihood
 from ._checks import check_finite_outputs, check_regressor_expert, target_variance_floor
 
 
-class GaussianLikelihood(BaseLikelihood):
+class GaussianLikelihood(_ScalarParameterLikelihood):
     """``y | x, expert k  ~  N(f_k(x), sigma_k^2)``.
 
     The experts predict the mean; the noise variances are this likelihood's
@@ -52,6 +52,7 @@ class GaussianLikelihood(BaseLikelihood):
     _parameter_constraints = {"variance_floor": [Interval(Real, 0, None, closed="left")]}
 
     name = "gaussian"
+    _params_attribute = "noise_variance_"
     least_squares = True
 
     def __init__(self, variance_floor=1e-6):
@@ -97,15 +98,3 @@ class GaussianLikelihood(BaseLikelihood):
 
     def sample(self, outputs_T, params, rng):
         return outputs_T + np.sqrt(params)[:, None] * rng.standard_normal(outputs_T.shape)
-
-    def n_parameters(self, params):
-        return int(np.size(params))
-
-    def min_effective_samples(self, n_expert_parameters):
-        # Twice the expert's parameters plus its variance: below it an expert can
-        # interpolate its samples and drive its variance to the floor (the
-        # unbounded likelihood of mixtures of regressions).
-        return 2.0 * (n_expert_parameters + 1)
-
-    def fitted_attributes(self, params):
-        return {"noise_variance_": np.asarray(params, dtype=np.float64)}

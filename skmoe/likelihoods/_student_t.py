@@ -154,22 +154,8 @@ class StudentTLikelihood(BaseLikelihood):
         return store_in(_t_log_density(y, outputs_T, scale2, df), out)
 
     def expert_weights(self, outputs_T, y, params):
-        """The E-step's expected latent scales ``u_ik = (nu_k + 1) / (nu_k + d_ik^2)``.
-
-        Parameters
-        ----------
-        outputs_T : ndarray of shape (n_experts, n_samples)
-            Locations.
-        y : ndarray of shape (n_samples,)
-            Target.
-        params : ndarray of shape (n_experts, 2) or None
-            ``sigma_k^2`` and ``nu_k``; None before the first M-step.
-
-        Returns
-        -------
-        u_T : ndarray of shape (n_experts, n_samples) or None
-            Weights multiplied into the responsibilities for the experts' fit.
-        """
+        # The E-step's expected latent scales u_ik of the class docstring; none
+        # before the first M-step has set sigma_k^2 and nu_k.
         if params is None:
             return None
         scale2, df = self._split(params)
