@@ -21,7 +21,7 @@ from .._docstrings import GATES_DOC, doc_filler
 from .._sparse import as_csr, block_rows, is_sparse, left_matmul, matmul_T, row_block
 from .._sparse import weighted_standardisation as sparse_standardisation
 from ..utils._threads import RowPool, row_parallel
-from ._base import BaseGate, log_softmax_columns, validate_resp
+from ._base import BaseGate, check_keep, log_softmax_columns, validate_resp
 from ._lbfgs import LBFGSMemory, minimise_lbfgs
 from ._network import (
     activate,
@@ -523,15 +523,7 @@ class _BaseSoftmaxGate(BaseGate):
     def _check_keep(self, keep):
         """``keep`` as an array of distinct indices of the fitted outputs, or ValueError."""
         check_is_fitted(self)
-        keep = np.asarray(keep)
-        if (
-            keep.ndim != 1 or keep.size == 0 or not np.issubdtype(keep.dtype, np.integer)
-            or np.unique(keep).size != keep.size or keep.min() < 0 or keep.max() >= self.n_experts_
-        ):
-            raise ValueError(
-                f"keep must be distinct indices of the {self.n_experts_} experts; got {keep!r}."
-            )
-        return keep
+        return check_keep(keep, self.n_experts_)
 
     def log_proba_T(self, X):
         """Log gate probabilities in the core's ``(n_experts, n_samples)`` layout.
