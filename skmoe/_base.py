@@ -33,6 +33,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _em
 from ._combinations import Combination, check_combination
+from ._device import device_context, fit_guard, result_to_host
 from ._driver import _EMDriver
 from ._experts import check_expert
 from ._fit_state import (  # noqa: F401  (classify_experts, _converged...: re-exported for the Dask driver)
@@ -411,10 +412,13 @@ class _BaseMixtureOfExperts(
         few_samples = self._few_samples_note(ctx)
         # The built-in linear gate and the batched solver split their passes
         # over the rows themselves: the loop then holds BLAS to one thread.
-        row_threads = solver.splits_rows and make_gate(
+        probe_gate = make_gate(
             self.gate, backend=self.backend, alpha=self.gate_alpha, device=self.device,
             random_state=0,
-        ).splits_rows
+        )
+        # The whole EM loop on the gate's device when it can run there (skmoe._device).
+        ctx = device_context(ctx, probe_gate)
+        row_threads = ctx.solver.splits_rows and probe_gate.splits_rows
 
         n_init = 1 if resume else self.n_init
         results = []
@@ -426,16 +430,17 @@ class _BaseMixtureOfExperts(
                 row_parallel(n_rows=X.shape[0], n_cols=(ctx.X_expert.shape[1] + 2) ** 2 * len(templates))
                 if row_threads else contextlib.nullcontext()
             )
-            with config_context(assume_finite=True), threads:
+            with config_context(assume_finite=True), threads, fit_guard(ctx, len(templates)):
                 state = self._resume_state(ctx, templates) if resume else self._initialize(ctx, templates)
                 result = self._run_em(ctx, state)
-            results.append(result)
+            results.append(result_to_host(ctx, result))
             if self.verbose:
                 status = "converged" if result.converged else "did not converge"
                 print(
                     f"Initialization {init}: {status} after {result.n_iter} iterations, "
                     f"objective {result.state.objective:.6f}, time {time.time() - start:.2f}s"
                 )
+        ctx = ctx.host
         best = max(results, key=lambda r: r.state.objective)  # the first of equals
         self._warn_experts(best.state, n_init, few_samples)
         if not best.converged and self.max_iter > 0 and not resume:

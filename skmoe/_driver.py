@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import clone
 
 from . import _em
+from ._device import asarray_like, take_rows, to_numpy
 from ._experts import seed_expert
 from ._fit_state import (
     _MIN_ITER,
@@ -27,6 +28,7 @@ from ._fit_state import (
 from ._init import initial_responsibilities
 from .exceptions import DegenerateExpertWarning
 from .gates._protocol import GateAdapter
+from .utils._array_api import get_namespace
 
 
 class _EMDriver:
@@ -35,7 +37,7 @@ class _EMDriver:
     def _resume_state(self, ctx, templates):
         """The previous fit's parameters as a new run's state, after an E-step."""
         state = _EMState(list(self._templates), list(self.experts_), GateAdapter(self.gate_),
-                         self.likelihood_.params_)
+                         asarray_like(self.likelihood_.params_, ctx.sample_weight))
         state.expert_ids = np.asarray(self._expert_ids_)
         state.load = np.asarray(self.expert_load_)
         state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X_expert, ctx.y, ctx.solver)
@@ -57,8 +59,9 @@ class _EMDriver:
     def _initialize(self, ctx, templates):
         """First responsibilities from ``init``, then an M-step and an E-step."""
         rng = ctx.rng
+        host = ctx.host  # the initial partition runs on the host's arrays
         resp_T = initial_responsibilities(
-            self.init, ctx.X, ctx.y, ctx.sample_weight, self.n_experts, rng,
+            self.init, host.X, host.y, host.sample_weight, self.n_experts, rng,
             is_regression=ctx.likelihood.numeric_target,
         )
         empty = resp_T.sum(axis=1) <= 0
@@ -78,9 +81,10 @@ class _EMDriver:
                 UserWarning,
             )
             resp_T = 0.5 * resp_T + 0.5 * initial_responsibilities(
-                "random", ctx.X, ctx.y, ctx.sample_weight, self.n_experts, rng,
+                "random", host.X, host.y, host.sample_weight, self.n_experts, rng,
                 is_regression=ctx.likelihood.numeric_target,
             )
+        resp_T = asarray_like(resp_T, ctx.sample_weight)  # to the fit's device, once
         seeded = [seed_expert(clone(t), rng) for t in templates]
         state = _EMState(seeded, None, self._new_gate(rng), ctx.likelihood.init_params(len(seeded)))
         self._m_step(ctx, state, ctx.router.route(resp_T, None, ctx.sample_weight, rng))
@@ -94,7 +98,7 @@ class _EMDriver:
         # by block by the batched solver), never as a second (n_experts, n_samples) array.
         fit_weights_T = weights_T if state.extra_T is None else weights_T * state.extra_T
         state.experts = ctx.solver.fit(state.templates, ctx.X_expert, ctx.y, fit_weights_T, ctx.sw)
-        state.load = (weights_T > 0) @ ctx.sample_weight / ctx.sample_weight.sum()
+        state.load = _em.positive_share(weights_T, ctx.sample_weight)
         state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X_expert, ctx.y, ctx.solver)
         state.params = ctx.likelihood.m_step(
             ctx.y, state.outputs_T, weights_T, ctx.sample_weight, state.params
@@ -162,10 +166,12 @@ class _EMDriver:
         for n_iter in range(1, self.max_iter + 1):
             tic = time.time()
             routing = ctx.router.route(state.resp_T, state.log_prob, ctx.sample_weight, ctx.rng)
-            previous, partition = partition, np.argmax(routing.experts_T, axis=0)
-            partition_changed = previous is None or previous.shape != partition.shape or np.any(
-                previous != partition
-            )
+            partition_changed = True
+            if ctx.router.stopping == "partition":
+                previous, partition = partition, np.argmax(routing.experts_T, axis=0)
+                partition_changed = previous is None or previous.shape != partition.shape or np.any(
+                    previous != partition
+                )
             self._m_step(ctx, state, routing)
             self._e_step(ctx, state)
             objective = self._objective(ctx, state)
@@ -207,7 +213,7 @@ class _EMDriver:
         n_experts = resp_T.shape[0]
         if n_experts == 1:
             return False
-        share = _em.responsibility_share(resp_T, ctx.sample_weight)
+        share = to_numpy(_em.responsibility_share(resp_T, ctx.sample_weight))  # n_experts numbers
         bad, remove = classify_experts(share, ctx, state)
         if bad.size == 0:
             return False
@@ -225,8 +231,10 @@ class _EMDriver:
             slice_share = 0.5 / kept.size
         # Re-seed each starved expert from the samples the model explains worst:
         # consecutive slices, each holding 1 / (2 * n_experts) of the total weight.
-        order = np.argsort(state.log_prob, kind="stable")
-        cumulative = np.cumsum(ctx.sample_weight[order]) / np.sum(ctx.sample_weight)
+        # (On a device, the one per-sample array that comes to the host: rare.)
+        order = np.argsort(to_numpy(state.log_prob), kind="stable")
+        host_weight = ctx.host.sample_weight
+        cumulative = np.cumsum(host_weight[order]) / np.sum(host_weight)
         for j, k in enumerate(bad):
             lo, hi = np.searchsorted(cumulative, [j * slice_share, (j + 1) * slice_share], side="right")
             rows = order[lo : max(hi, lo + 1)]
@@ -253,25 +261,26 @@ class _EMDriver:
         if callable(remove_from_router):
             remove_from_router(keep)
         if state.outputs_T is not None:
-            state.outputs_T = np.ascontiguousarray(state.outputs_T[keep])
+            state.outputs_T = take_rows(state.outputs_T, keep)
         if state.extra_T is not None:
-            state.extra_T = np.ascontiguousarray(state.extra_T[keep])
+            state.extra_T = take_rows(state.extra_T, keep)
         if state.resp_T is None:
             return
-        resp = state.resp_T[keep]
-        total = resp.sum(axis=0)
+        xp, _ = get_namespace(state.resp_T)
+        resp = take_rows(state.resp_T, keep)
         # A sample only the removed experts explained takes its gate row.
-        orphans = total <= 0
-        if np.any(orphans):
+        orphans = np.flatnonzero(to_numpy(xp.sum(resp, axis=0)) <= 0)
+        if orphans.size:
             with np.errstate(under="ignore"):
-                resp[:, orphans] = np.exp(state.gate.log_proba_T(ctx.X_gate[orphans]))
-        resp /= resp.sum(axis=0)
-        state.resp_T = np.ascontiguousarray(resp)
+                resp[:, orphans] = xp.exp(state.gate.log_proba_T(ctx.X_gate[orphans]))
+        state.resp_T = resp / xp.sum(resp, axis=0)
 
     def _prune(self, ctx, state):
         """Remove experts whose mean gate probability is below ``min_prior`` (flexmix's minprior)."""
+        log_gate_T = state.gate.log_proba_T(ctx.X_gate)
+        xp, _ = get_namespace(log_gate_T)
         with np.errstate(under="ignore"):
-            prior = _em.responsibility_share(np.exp(state.gate.log_proba_T(ctx.X_gate)), ctx.sample_weight)
+            prior = to_numpy(_em.responsibility_share(xp.exp(log_gate_T), ctx.sample_weight))
         small = np.flatnonzero(prior < self.min_prior)
         if small.size == 0:
             return

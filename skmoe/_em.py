@@ -298,6 +298,27 @@ def mixture_mean_std(gate_T, mean_T, variance):
     return mean, np.sqrt(var).astype(mean.dtype, copy=False)
 
 
+def positive_share(weights_T, sample_weight):
+    """Share of the total weight of the samples each expert has a positive weight on.
+
+    Parameters
+    ----------
+    weights_T : ndarray of shape (n_experts, n_samples)
+        The M-step's weights.
+    sample_weight : ndarray of shape (n_samples,)
+        Weights.
+
+    Returns
+    -------
+    load : ndarray of shape (n_experts,)
+        ``sum_i w_i [weights_ki > 0] / sum_i w_i``.
+    """
+    xp, is_numpy = get_namespace(weights_T, sample_weight)
+    if is_numpy:
+        return (weights_T > 0) @ sample_weight / sample_weight.sum()
+    return (xp.astype(weights_T > 0, sample_weight.dtype) @ sample_weight) / xp.sum(sample_weight)
+
+
 def responsibility_share(resp_T, sample_weight):
     """Weighted mean responsibility of each expert.
 

@@ -11,6 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ._device import copy_array
 from ._sparse import is_sparse
 from .utils._array_api import float_dtype
 
@@ -51,6 +52,9 @@ class _FitContext:
         # weight. A weight of 2 counts as two rows (as a repeated row does),
         # and weights that all equal 1/n count as n rows.
         self.n_effective = float(sample_weight.sum() / sample_weight.min())
+        # The context of NumPy arrays: this one; a device context's
+        # (skmoe._device) is its host copy, which the initial partition reads.
+        self.host = self
 
 
 class _EMState:
@@ -80,7 +84,7 @@ class _EMState:
         other.experts = list(self.experts)
         other.templates = list(self.templates)
         other.gate = copy.deepcopy(self.gate)
-        other.resp_T = None if self.resp_T is None else self.resp_T.copy()
+        other.resp_T = None if self.resp_T is None else copy_array(self.resp_T)
         other.outputs_T = None  # overwritten in place by the E-step; not needed after
         other.events = copy.deepcopy(self.events)
         other.reseeds = self.reseeds.copy()

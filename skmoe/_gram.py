@@ -99,7 +99,8 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
         # Another namespace (a device array): the same sums as plain products.
         n = X.shape[0]
         Z = xp.concat(
-            [X - x_offset, xp.ones((n, 1), dtype=X.dtype), xp.reshape(y - y_offset, (n, 1))], axis=1
+            [X - x_offset, xp.ones((n, 1), dtype=X.dtype, device=X.device),
+             xp.reshape(y - y_offset, (n, 1))], axis=1
         )
         w = weights_T if sample_weight is None else weights_T * sample_weight
         gram = xp.stack([(xp.permute_dims(Z, (1, 0)) * w[k, :]) @ Z for k in range(w.shape[0])])

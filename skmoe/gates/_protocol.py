@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
-from ..utils._array_api import float_dtype
+from ..utils._array_api import float_dtype, get_namespace
 from ._base import check_gate
 
 # L-BFGS iterations of the linear gate per M-step. The gate warm-starts,
@@ -144,8 +144,11 @@ class GateAdapter:
             C-contiguous log-probabilities: float32 for float32 ``X`` (kept
             end to end), float64 otherwise.
         """
-        dtype = float_dtype(X)
         log_proba_T = _method(self.estimator, "log_proba_T")
+        if log_proba_T is not None and not get_namespace(X)[1]:
+            # Device arrays (skmoe._device): the gate answers on their device, in their dtype.
+            return log_proba_T(X)
+        dtype = float_dtype(X)
         if log_proba_T is not None:
             return np.ascontiguousarray(log_proba_T(X), dtype=dtype)
         return np.ascontiguousarray(self.estimator.predict_log_proba(X).T, dtype=dtype)

@@ -30,7 +30,9 @@ from ._torch_network import (
     BuiltinNetwork,
     forward_logits_T,
     resolve_device,
+    tensor_context,
     tensor_like,
+    tensor_torch,
     torch_dtype,
     torch_objective,
 )
@@ -261,19 +263,23 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
     # Device, dtype, threads and the state of a run
 
     def _device_tensor(self, torch, X, device, dtype, store):
-        """``X`` on ``device``; the cached tensor when ``X`` is the array last cached."""
+        """``X`` (NumPy or a tensor) on ``device``; the cached tensor when ``X`` is the array last cached."""
+        is_tensor = isinstance(X, torch.Tensor)
         key = (
             id(X),
-            X.shape,
-            X.dtype.str,
-            X.__array_interface__["data"][0],
+            tuple(X.shape),
+            str(X.dtype),
+            X.data_ptr() if is_tensor else X.__array_interface__["data"][0],
             str(device),
             dtype,
         )
         cache = self.__dict__.get("_X_cache")
         if cache is not None and cache[0] == key and cache[1] is X:
             return cache[2]
-        tensor = torch.as_tensor(X, dtype=dtype, device=device)
+        if is_tensor:  # device-resident EM: converted where it is (no copy when it is already right)
+            tensor = X.to(device=device, dtype=dtype)
+        else:
+            tensor = torch.as_tensor(X, dtype=dtype, device=device)
         if store:
             self._X_cache = (key, X, tensor)
         return tensor
@@ -294,6 +300,66 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
         if state is None or state.context is not context:
             state = self._torch_state = _RunState(context)
         return state
+
+    # ------------------------------------------------------------------
+    # Device-resident EM (skmoe._device): X, the targets and the log-probabilities as tensors
+
+    def fit_device(self):
+        """The :class:`torch.device` the gate fits on; the EM loop may keep its arrays there.
+
+        The capability by which :func:`skmoe._device.device_context` finds
+        that the gate takes tensors: :meth:`prepare`, :meth:`fit_prepared`
+        and :meth:`log_proba_T` accept ``X`` and the targets as tensors on
+        this device and return the log-probabilities there, so that no array
+        of the size of ``X`` crosses to the host.
+
+        Returns
+        -------
+        device : torch.device
+            The resolved ``device`` (ValueError for an unavailable one).
+        """
+        return resolve_device(_optional.import_torch(), self.device)
+
+    def prepare(self, X, sample_weight):
+        # Documented where inherited from. A tensor X (device-resident EM):
+        # the standardisation computed on its device; its mean and scale
+        # (n_features numbers) come to the host once per run.
+        torch = tensor_torch(X)
+        if torch is None:
+            return super().prepare(X, sample_weight)
+        self._validate_params()
+        return tensor_context(torch, X, sample_weight)
+
+    def release_run(self):
+        """Drop the tensors kept for the EM run (the device copy of ``X``, the objective, optimiser state).
+
+        The device-resident EM loop calls it at the end of a run, so that a
+        fitted model holds no device memory; a later fit rebuilds them.
+        """
+        for name in ("_X_cache", "_torch_state", "_lbfgs_state"):
+            self.__dict__.pop(name, None)
+
+    def _initial_parameters(self, shapes, prior):
+        # The experts' shares of a cold start: n_experts numbers to the host.
+        torch = tensor_torch(prior)
+        if torch is not None:
+            prior = prior.detach().cpu().double().numpy()
+        return super()._initial_parameters(shapes, prior)
+
+    def log_proba_T(self, X):
+        # Documented where inherited from. A tensor X: the log-probabilities
+        # as a tensor of its device and dtype (device-resident EM).
+        torch = tensor_torch(X)
+        if torch is None:
+            return super().log_proba_T(X)
+        check_is_fitted(self)
+        self._check_n_features_in(X)
+        if self.module is not None:
+            torch, device = self._module_torch_and_device()
+        else:
+            device = resolve_device(torch, self.device)
+        log_p = self._torch_log_proba_T(torch, X, device)
+        return log_p.to(device=X.device, dtype=X.dtype).contiguous()
 
     # ------------------------------------------------------------------
     # Built-in networks
@@ -366,6 +432,10 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
     def fit_prepared(self, X, resp_T, context):
         # Documented where inherited from. With ``module``: warm from the
         # fitted network when the numbers of features and experts match.
+        if tensor_torch(resp_T) is not None:
+            # Device-resident EM: the targets in the weights' dtype (float64), as
+            # NumPy promotes them on the host; a copy on the device.
+            resp_T = resp_T.to(dtype=context.weight.dtype)
         if self.module is None:
             return super().fit_prepared(X, resp_T, context)
         return self._fit_module(X, resp_T, context)
@@ -408,6 +478,10 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
             torch, device = accelerator
         X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0)
         self._check_n_features_in(X)
+        return self._torch_log_proba_T(torch, X, device).cpu().numpy()
+
+    def _torch_log_proba_T(self, torch, X, device):
+        """Log-probabilities ``(n_experts, n_samples)`` on ``device`` of NumPy or tensor ``X``."""
         dtype = torch_dtype(torch, device, X.dtype)
         with torch.no_grad():
             Xt = self._device_tensor(torch, X, device, dtype, store=False)
@@ -419,5 +493,4 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
                 Z = forward_logits_T(torch, Xt, coefs, intercepts, self.activation)
             else:
                 Z = self._module_logits_T(torch, Xt, device, dtype)
-            log_p = torch.log_softmax(Z, dim=0).contiguous()
-        return log_p.cpu().numpy()
+            return torch.log_softmax(Z, dim=0).contiguous()

@@ -63,15 +63,56 @@ def resolve_device(torch, device):
 
 
 def torch_dtype(torch, device, X_dtype):
-    """float64 on CPU; on an accelerator, float32 when ``X`` is float32."""
-    if device.type != "cpu" and X_dtype == np.float32:
+    """float64 on CPU; on an accelerator, float32 when ``X`` (a NumPy or PyTorch dtype) is float32."""
+    if device.type != "cpu" and X_dtype in (np.float32, torch.float32):
         return torch.float32
     return torch.float64
 
 
 def tensor_like(torch, array, like):
-    """``array`` as a tensor of the device and dtype of the tensor ``like``."""
+    """``array`` (NumPy or a tensor) as a tensor of the device and dtype of the tensor ``like``."""
+    if isinstance(array, torch.Tensor):  # already a tensor: converted where it is, if at all
+        return array.to(device=like.device, dtype=like.dtype)
     return torch.as_tensor(np.asarray(array), dtype=like.dtype, device=like.device)
+
+
+def tensor_torch(X):
+    """:mod:`torch` when ``X`` is a PyTorch tensor, else None (torch is not imported for NumPy input)."""
+    if type(X).__module__.partition(".")[0] != "torch":
+        return None
+    import torch
+
+    return torch
+
+
+def tensor_context(torch, X, sample_weight):
+    """The gate's :class:`~skmoe.gates._softmax.SoftmaxContext` of a tensor ``X``, computed on its device.
+
+    As :func:`~skmoe.gates._softmax.prepare_context`: the weights summing to
+    one (a float64 tensor on the device of ``X``) and the weighted mean and
+    standard deviation of each feature, accumulated in float64 over blocks
+    of rows (no float64 copy of float32 ``X``) and returned as NumPy arrays
+    (``n_features`` numbers to the host, once per EM run).
+    """
+    from ._softmax import SoftmaxContext
+
+    n = X.shape[0]
+    if sample_weight is None:
+        weight = torch.full((n,), 1.0 / n, dtype=torch.float64, device=X.device)
+    else:
+        weight = sample_weight.to(device=X.device, dtype=torch.float64)
+        weight = weight / weight.sum()
+    block = max(1, 2**22 // max(1, X.shape[1]))
+    mean = X.new_zeros(X.shape[1], dtype=torch.float64)
+    for start in range(0, n, block):
+        mean += weight[start : start + block] @ X[start : start + block].double()
+    var = torch.zeros_like(mean)
+    for start in range(0, n, block):  # centred before squaring: no cancellation
+        centred = X[start : start + block].double() - mean
+        var += weight[start : start + block] @ (centred * centred)
+    mean, scale = mean.cpu().numpy(), torch.sqrt(var).cpu().numpy()
+    scale[scale <= 1e-12 * (np.abs(mean) + 1.0)] = 1.0
+    return SoftmaxContext(weight, mean, scale)
 
 
 def forward_logits_T(torch, X, coefs, intercepts, activation):

@@ -5,6 +5,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import column_or_1d
 
+from .._device import to_numpy
+from ..utils._array_api import get_namespace
 from ._base import BaseLikelihood
 
 
@@ -83,8 +85,10 @@ def target_variance_floor(y, sample_weight, relative_floor):
 
 def check_finite_outputs(mean_T, hint=""):
     """``mean_T``, or a ValueError naming the experts whose predictions are not finite (``hint`` appended)."""
-    if not np.all(np.isfinite(mean_T)):
-        bad = np.flatnonzero(~np.all(np.isfinite(mean_T), axis=1)).tolist()
+    xp, _ = get_namespace(mean_T)
+    finite = xp.isfinite(mean_T)
+    if not bool(xp.all(finite)):  # one flag from a device
+        bad = np.flatnonzero(~to_numpy(xp.all(finite, axis=1))).tolist()
         raise ValueError(f"Expert(s) {bad} predicted NaN or infinite values{hint}.")
     return mean_T
 
