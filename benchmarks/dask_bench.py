@@ -58,8 +58,8 @@ import numpy as np
 N_FEATURES = 20
 N_EXPERTS = 8
 ROOT = Path(__file__).resolve().parents[1]
-# A script's folder comes first on sys.path: benchmarks/sparse.py would stand
-# for the ``sparse`` package that dask.array imports.
+# A script's folder comes first on sys.path: a module there named like a package
+# (``sparse``, which dask.array imports) would stand for it; keep it off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 

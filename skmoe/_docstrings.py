@@ -127,7 +127,9 @@ SHARED_DOC = {
         useful for large MLP gates on a GPU).""",
     "device": """device : str, default=None
         PyTorch device for ``backend="torch"`` (``"cpu"``, ``"cuda"``);
-        ``None`` picks CUDA when present.""",
+        ``None`` picks CUDA when present. On an accelerator, with linear
+        experts, the Gaussian likelihood and soft EM on dense ``X``, the whole
+        EM loop runs on the device (user guide, "Scaling").""",
     "n_jobs": """n_jobs : int, default=None
         Number of experts fitted in parallel in each M-step, through joblib
         (:class:`sklearn.utils.parallel.Parallel`, so a
