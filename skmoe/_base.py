@@ -63,6 +63,20 @@ from .utils._compat import (
 from .utils._threads import row_parallel
 
 
+def _init_rows(init, rows):
+    """``init``'s labels or responsibilities of the rows kept (``rows``, a mask); other ``init`` as is.
+
+    Zero-weight rows are dropped before the fit, so an ``init`` array given
+    for every row must drop them too.
+    """
+    if isinstance(init, str) or hasattr(init, "fit") or _is_dask(init):
+        return init
+    init = np.asarray(init)
+    if init.ndim in (1, 2) and init.shape[0] == rows.shape[0]:
+        return init[rows]
+    return init  # a wrong shape: initial_responsibilities says which
+
+
 class _BaseMixtureOfExperts(
     _EMDriver, _PredictionMixin, _MixtureReprMixin, MetaEstimatorMixin, _BaseComposition,
     metaclass=ABCMeta,
@@ -382,8 +396,10 @@ class _BaseMixtureOfExperts(
         positive = sample_weight > 0
         if not np.any(positive):
             raise ValueError("sample_weight is zero for every sample; nothing to fit.")
+        init = self.init
         if not np.all(positive):
             X, y, sample_weight = X[positive], y[positive], sample_weight[positive]
+            init = _init_rows(init, positive)
         if not np.all(np.isfinite(sample_weight)):
             raise ValueError("sample_weight must be finite.")
         self._check_parameters(X)
@@ -405,6 +421,7 @@ class _BaseMixtureOfExperts(
                           check_random_state(self.random_state), gate_features, expert_features)
         ctx.gate_features, ctx.expert_features = gate_features, expert_features
         ctx.iterations_before = getattr(self, "_n_iter_total_", 0) if resume else 0
+        ctx.init = init
         ctx.min_effective = [
             likelihood.min_effective_samples(solver.n_parameters_per_expert([t], ctx.X_expert.shape[1]))
             for t in templates

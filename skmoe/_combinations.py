@@ -116,8 +116,11 @@ def check_combination(combination):
 
     Raises
     ------
+    TypeError
+        For sparse input that the rest of the combination takes densified
+        (scikit-learn's convention for refused sparse input), naming the fix.
     ValueError
-        Naming the combination, what does not fit, and the nearest
+        Otherwise, naming the combination, what does not fit, and the nearest
         supported combination.
     """
     if any(_matches(row, combination) for row in SUPPORTED):
@@ -132,7 +135,11 @@ def check_combination(combination):
     described = ", ".join(f"{f}={getattr(combination, f)!r}" for f in Combination._fields)
     fixes = "; ".join(_FIXES.get(f, f) for f in differ)
     reason = " and ".join(f"{f}={getattr(combination, f)!r}" for f in differ)
-    raise ValueError(
+    # Sparse X that the rest would take densified is refused as scikit-learn
+    # refuses sparse input: with a TypeError.
+    dense = combination._replace(input="dense")
+    sparse_only = combination.input == "sparse" and any(_matches(row, dense) for row in SUPPORTED)
+    raise (TypeError if sparse_only else ValueError)(
         f"Unsupported combination ({described}): {reason} is not supported with the "
         f"rest. The nearest supported combination changes {', '.join(differ)}: {fixes}."
     )

@@ -24,6 +24,7 @@ from ._fit_state import (
     _EMResult,
     _EMState,
     classify_experts,
+    reseed_slices,
 )
 from ._init import initial_responsibilities
 from .exceptions import DegenerateExpertWarning
@@ -61,7 +62,7 @@ class _EMDriver:
         rng = ctx.rng
         host = ctx.host  # the initial partition runs on the host's arrays
         resp_T = initial_responsibilities(
-            self.init, host.X, host.y, host.sample_weight, self.n_experts, rng,
+            ctx.init, host.X, host.y, host.sample_weight, self.n_experts, rng,
             is_regression=ctx.likelihood.numeric_target,
         )
         empty = resp_T.sum(axis=1) <= 0
@@ -232,12 +233,8 @@ class _EMDriver:
         # Re-seed each starved expert from the samples the model explains worst:
         # consecutive slices, each holding 1 / (2 * n_experts) of the total weight.
         # (On a device, the one per-sample array that comes to the host: rare.)
-        order = np.argsort(to_numpy(state.log_prob), kind="stable")
-        host_weight = ctx.host.sample_weight
-        cumulative = np.cumsum(host_weight[order]) / np.sum(host_weight)
-        for j, k in enumerate(bad):
-            lo, hi = np.searchsorted(cumulative, [j * slice_share, (j + 1) * slice_share], side="right")
-            rows = order[lo : max(hi, lo + 1)]
+        slices = reseed_slices(to_numpy(state.log_prob), ctx.host.sample_weight, bad.size, slice_share)
+        for k, rows in zip(bad, slices):
             resp_T[:, rows] = 0.0
             resp_T[k, rows] = 1.0
             state.reseeds[k] += 1

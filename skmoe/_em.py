@@ -229,10 +229,10 @@ def top_k_log_gate(log_gate_T, top_k):
         rank = xp.argsort(xp.argsort(-log_gate_T, axis=0, stable=True), axis=0, stable=True)
         masked = xp.where(rank < top_k, log_gate_T, xp.full_like(log_gate_T, -math.inf))
         return masked - _logsumexp_columns(xp, masked)
-    # Indices of the n_experts - top_k smallest entries of each column are dropped.
-    drop = np.argpartition(log_gate_T, n_experts - top_k - 1, axis=0)[: n_experts - top_k]
-    masked = log_gate_T.copy()
-    np.put_along_axis(masked, drop, -np.inf, axis=0)
+    # The top_k largest of each column, ties to the lowest index (as training picks).
+    keep = np.argsort(-log_gate_T, axis=0, kind="stable")[:top_k]
+    masked = np.full_like(log_gate_T, -np.inf)
+    np.put_along_axis(masked, keep, np.take_along_axis(log_gate_T, keep, axis=0), axis=0)
     with np.errstate(under="ignore"):
         masked -= logsumexp(masked, axis=0)
     return masked

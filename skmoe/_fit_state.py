@@ -157,3 +157,44 @@ def _converged(change, objective, n_iter, tol, dtype=np.float64):
     rounding = 64 * np.finfo(dtype).eps * (abs(objective) + 1.0)
     return -rounding <= change <= tol * (abs(objective) + 0.1)
 
+
+
+def reseed_slices(log_prob, sample_weight, n_slices, slice_share):
+    """Rows to re-seed starved experts from: the samples the model explains worst.
+
+    Consecutive slices of the rows sorted by ``log_prob`` (stable), slice
+    ``j`` holding the rows whose cumulative share of the weight ends in
+    ``(j * slice_share, (j + 1) * slice_share]``. Rows of equal ``log_prob``
+    (repeated rows among them) go together, so that a weight of 2 and a
+    repeated row are re-seeded alike; a slice takes at least one such group.
+
+    Parameters
+    ----------
+    log_prob : ndarray of shape (n_samples,)
+        Per-sample log-likelihood of the model.
+    sample_weight : ndarray of shape (n_samples,)
+        Positive weights.
+    n_slices : int
+        Number of slices (starved experts).
+    slice_share : float
+        Share of the total weight per slice.
+
+    Returns
+    -------
+    slices : list of ndarray of int
+        Row indices of each slice.
+    """
+    order = np.argsort(log_prob, kind="stable")
+    cumulative = np.cumsum(sample_weight[order]) / np.sum(sample_weight)
+    # Each row takes the cumulative share at the end of its group of equal log_prob.
+    sorted_lp = log_prob[order]
+    last = np.flatnonzero(np.r_[sorted_lp[1:] != sorted_lp[:-1], True])
+    group_end = np.repeat(cumulative[last], np.diff(np.r_[-1, last]))
+    slices = []
+    for j in range(n_slices):
+        lo, hi = np.searchsorted(group_end, [j * slice_share, (j + 1) * slice_share], side="right")
+        lo = min(lo, group_end.size - 1)
+        if hi <= lo:  # one group holds more than a slice: take it whole
+            hi = np.searchsorted(group_end, group_end[lo], side="right")
+        slices.append(order[lo:hi])
+    return slices

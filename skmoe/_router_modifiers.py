@@ -122,6 +122,9 @@ class CapacityRouter(_Modifier):
         """
         routing = self.inner.route(resp_T, log_prob, sample_weight, rng)
         if log_prob is None:
+            # The first routing of a run (restart): nothing carried over from the last one.
+            self.gate_offsets_ = None
+            self.load_ = None
             return routing
         weights = routing.experts_T
         capacity = self.capacity(sample_weight, resp_T.shape[0])

@@ -520,3 +520,49 @@ def test_log_prob_rejects_unknown_class(xor_data):
         clf.fit(X, y)
     with pytest.raises(ValueError, match="not seen in fit"):
         clf.log_prob(X[:3], [0, 1, 7])
+
+
+def test_reseed_slices_keep_repeated_rows_together():
+    from skmoe._fit_state import reseed_slices
+
+    rng = np.random.RandomState(0)
+    log_prob = rng.randn(40)
+    weight = rng.randint(1, 3, size=40).astype(float)
+    rows = np.repeat(np.arange(40), weight.astype(int))
+    for n_slices, share in ((1, 0.1), (3, 0.07), (4, 0.125)):
+        weighted = reseed_slices(log_prob, weight, n_slices, share)
+        copies = reseed_slices(log_prob[rows], np.ones(rows.size), n_slices, share)
+        for a, b in zip(weighted, copies):
+            # The same rows, whether a row is weighted 2 or repeated.
+            assert_array_equal(np.sort(a), np.unique(rows[b]))
+            assert a.size >= 1
+
+
+def test_reseeding_treats_a_weight_of_two_as_a_repeated_row():
+    # Many experts on a step function: experts starve and are re-seeded.
+    rng = np.random.RandomState(0)
+    n = 150
+    X = rng.randn(n, 3)
+    y = np.sign(X[:, 0]) + 0.05 * rng.randn(n)
+    sw = rng.randint(1, 3, n).astype(float)
+    rows = np.repeat(np.arange(n), sw.astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = MixtureOfExpertsRegressor(n_experts=8, max_iter=6, random_state=0).fit(X, y, sample_weight=sw)
+        repeated = MixtureOfExpertsRegressor(n_experts=8, max_iter=6, random_state=0).fit(X[rows], y[rows])
+    assert weighted.n_experts_ == repeated.n_experts_
+    assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-6, atol=1e-6)
+
+
+def test_init_labels_drop_the_zero_weight_rows_with_them(gated_data):
+    X, y, labels, _ = gated_data
+    sw = np.ones(X.shape[0])
+    sw[:7] = 0.0
+    kept = sw > 0
+    zero = MixtureOfExpertsRegressor(n_experts=3, init=labels, random_state=0).fit(X, y, sample_weight=sw)
+    dropped = MixtureOfExpertsRegressor(n_experts=3, init=labels[kept], random_state=0).fit(X[kept], y[kept])
+    assert_allclose(zero.predict(X), dropped.predict(X), rtol=1e-10, atol=1e-10)
+    resp = np.eye(3)[labels] * 0.8 + 0.2 / 3
+    MixtureOfExpertsRegressor(n_experts=3, init=resp, random_state=0).fit(X, y, sample_weight=sw)
+    with pytest.raises(ValueError, match="init"):
+        MixtureOfExpertsRegressor(n_experts=3, init=labels[:-3], random_state=0).fit(X, y, sample_weight=sw)

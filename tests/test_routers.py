@@ -614,3 +614,17 @@ def test_the_classifier_supports_every_option(name):
     proba = clf.predict_proba(X)
     assert_allclose(proba.sum(axis=1), 1.0)
     assert clf.score(X, y) > 0.5
+
+
+def test_capacity_router_starts_each_restart_afresh():
+    """The gate's capped targets of one restart do not carry into the next."""
+    rng = np.random.RandomState(0)
+    n_experts, n = 4, 200
+    resp = rng.dirichlet(np.ones(n_experts) * 0.3, size=n).T.copy()
+    router = _routers.CapacityRouter(_routers.TopKRouter(2), capacity_factor=1.0, experts_per_sample=2)
+    log_gate = np.log(resp)
+    resp_post, log_prob = router.posterior(log_gate, np.zeros((n_experts, n)))
+    router.route(resp_post, log_prob, np.ones(n), None)
+    assert router.gate_offsets_ is not None
+    router.route(resp, None, np.ones(n), None)  # the first routing of the next restart
+    assert router.gate_offsets_ is None and router.load_ is None

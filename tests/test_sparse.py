@@ -258,7 +258,7 @@ def test_neural_and_torch_gates_refuse_sparse_input_through_the_combination_tabl
     X, y = _design(n=100)
     model = MixtureOfExpertsRegressor(2, **params)
     assert not get_tags(model).input_tags.sparse
-    with pytest.raises(ValueError, match=r"input='sparse'.*(densify X|sparse X needs the NumPy linear gate)"):
+    with pytest.raises(TypeError, match=r"input='sparse'.*(densify X|sparse X needs the NumPy linear gate)"):
         model.fit(sp.csr_matrix(X), y)
     # Fitted on dense data, such a model refuses sparse data to predict, naming the gate.
     _fit(model, X, y)
