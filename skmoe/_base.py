@@ -543,6 +543,10 @@ class _BaseMixtureOfExperts(
         self.expert_features_ = ctx.expert_features
         self.experts_ = state.experts
         self.gate_ = state.gate.estimator
+        # A gate may keep per-run caches (optional capability): none outlive the fit.
+        release = getattr(self.gate_, "release_run", None)
+        if callable(release):
+            release()
         likelihood = ctx.likelihood
         likelihood.params_ = state.params
         self.likelihood_ = likelihood

@@ -566,3 +566,18 @@ def test_init_labels_drop_the_zero_weight_rows_with_them(gated_data):
     MixtureOfExpertsRegressor(n_experts=3, init=resp, random_state=0).fit(X, y, sample_weight=sw)
     with pytest.raises(ValueError, match="init"):
         MixtureOfExpertsRegressor(n_experts=3, init=labels[:-3], random_state=0).fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("gate", ["linear", "mlp"])
+def test_fitted_gate_keeps_no_per_run_caches(gated_data, gate):
+    X, y, _, _ = gated_data
+    moe = MixtureOfExpertsRegressor(n_experts=3, gate=gate, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        moe.fit(X, y)
+    # The L-BFGS pairs hold a per-sample weight array: dropped at the end of fit.
+    for name in ("_lbfgs_state", "_X_cache", "_torch_state"):
+        assert name not in vars(moe.gate_)
+    # warm_start still continues the fit.
+    moe.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert np.isfinite(moe.log_likelihood_)

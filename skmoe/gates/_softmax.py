@@ -386,6 +386,15 @@ class _BaseSoftmaxGate(BaseGate):
             state.pop(name, None)
         return state
 
+    def release_run(self):
+        """Drop what was kept for the EM run (the L-BFGS pairs, device copies, the objective).
+
+        The EM loop calls it at the end of a fit, so that a fitted model holds
+        no per-sample arrays or device memory; a later fit rebuilds them.
+        """
+        for name in ("_X_cache", "_torch_state", "_lbfgs_state"):
+            self.__dict__.pop(name, None)
+
     def _set_penalty(self, penalty):
         self._penalty = penalty
 

@@ -330,15 +330,6 @@ class TorchGate(ModuleGateMixin, _BaseNetworkGate):
         self._validate_params()
         return tensor_context(torch, X, sample_weight)
 
-    def release_run(self):
-        """Drop the tensors kept for the EM run (the device copy of ``X``, the objective, optimiser state).
-
-        The device-resident EM loop calls it at the end of a run, so that a
-        fitted model holds no device memory; a later fit rebuilds them.
-        """
-        for name in ("_X_cache", "_torch_state", "_lbfgs_state"):
-            self.__dict__.pop(name, None)
-
     def _initial_parameters(self, shapes, prior):
         # The experts' shares of a cold start: n_experts numbers to the host.
         torch = tensor_torch(prior)
