@@ -25,6 +25,7 @@ from ._fit_state import (
     _EMState,
     classify_experts,
     reseed_slices,
+    select_pruned,
 )
 from ._init import initial_responsibilities
 from .exceptions import DegenerateExpertWarning
@@ -278,18 +279,9 @@ class _EMDriver:
         xp, _ = get_namespace(log_gate_T)
         with np.errstate(under="ignore"):
             prior = to_numpy(_em.responsibility_share(xp.exp(log_gate_T), ctx.sample_weight))
-        small = np.flatnonzero(prior < self.min_prior)
-        if small.size == 0:
-            return
-        if small.size == prior.size:
-            raise ValueError(
-                f"min_prior={self.min_prior} would remove every expert (mean gate "
-                f"probabilities {np.array2string(prior, precision=3)}); lower min_prior."
-            )
-        for k in small:
-            state.events["reasons"][int(state.expert_ids[k])] = f"mean gate probability {prior[k]:.3g}"
-        state.events["pruned"].extend(int(state.expert_ids[k]) for k in small)
-        self._remove_experts(ctx, state, small, record=False)
+        small = select_pruned(prior, self.min_prior, state)
+        if small.size:
+            self._remove_experts(ctx, state, small, record=False)
 
     def _warn_experts(self, state, n_init, few_samples=None):
         """One warning about the returned fit's re-seeded and removed experts."""

@@ -198,3 +198,30 @@ def reseed_slices(log_prob, sample_weight, n_slices, slice_share):
             hi = np.searchsorted(group_end, group_end[lo], side="right")
         slices.append(order[lo:hi])
     return slices
+
+
+def select_pruned(prior, min_prior, state):
+    """Experts whose mean gate probability ``prior`` is below ``min_prior``; records them.
+
+    Shared by the in-memory and the Dask drivers (flexmix's ``minprior``).
+
+    Returns
+    -------
+    small : ndarray of int
+        The experts to remove (possibly none).
+
+    Raises
+    ------
+    ValueError
+        If every expert would go.
+    """
+    small = np.flatnonzero(prior < min_prior)
+    if small.size == prior.size:
+        raise ValueError(
+            f"min_prior={min_prior} would remove every expert (mean gate "
+            f"probabilities {np.array2string(prior, precision=3)}); lower min_prior."
+        )
+    for k in small:
+        state.events["reasons"][int(state.expert_ids[k])] = f"mean gate probability {prior[k]:.3g}"
+    state.events["pruned"].extend(int(state.expert_ids[k]) for k in small)
+    return small

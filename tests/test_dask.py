@@ -192,6 +192,23 @@ def test_removal_then_reseeding_matches_numpy(local):
     _assert_same_fit(fitted, reference)
 
 
+def test_min_prior_prunes_like_numpy(local):
+    """min_prior removes the same experts, with the same events, as in memory."""
+    X, y, _ = _data(11)
+    params = {"n_experts": 5, "min_prior": 0.15, "max_iter": 8, "random_state": 0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference = MixtureOfExpertsRegressor(**params).fit(X, y)
+    assert reference.n_experts_ < 5 and "pruned" in " ".join(str(w.message) for w in caught)
+    Xd, yd = _dask(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = MixtureOfExpertsRegressor(**params).fit(Xd, yd)
+    _assert_same_fit(fitted, reference)
+    with pytest.raises(ValueError, match="min_prior=0.9 would remove every expert"):
+        MixtureOfExpertsRegressor(**{**params, "min_prior": 0.9}).fit(Xd, yd)
+
+
 def test_cache_spares_the_e_step_within_its_budget(local, monkeypatch):
     """With room in the cache, the E-step runs once per block and iteration; the cache stays in budget and is released."""
     import dask

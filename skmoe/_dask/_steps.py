@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._fit_state import classify_experts
+from .._fit_state import classify_experts, select_pruned
 from .._gram import finish_gram, gram_kernel
 from .._solvers import solve_linear_experts
 from ._blocks import reduce_blocks, sample_index
@@ -120,19 +120,9 @@ def _prune(fit, state):
     gate = copy.deepcopy(as_plain_gate(state.gate.estimator))
     parts = reduce_blocks(gate_share_block, fit.data, [], gate, fit.gate_features)
     prior = sum(parts) / fit.weight_total
-    min_prior = fit.estimator.min_prior
-    small = np.flatnonzero(prior < min_prior)
-    if small.size == 0:
-        return
-    if small.size == prior.size:
-        raise ValueError(
-            f"min_prior={min_prior} would remove every expert (mean gate "
-            f"probabilities {np.array2string(prior, precision=3)}); lower min_prior."
-        )
-    for k in small:
-        state.events["reasons"][int(state.expert_ids[k])] = f"mean gate probability {prior[k]:.3g}"
-    state.events["pruned"].extend(int(state.expert_ids[k]) for k in small)
-    remove_experts(fit, state, small, record=False)
+    small = select_pruned(prior, fit.estimator.min_prior, state)
+    if small.size:
+        remove_experts(fit, state, small, record=False)
 
 
 def e_step(fit, state):
