@@ -2,12 +2,12 @@
 
 Usage::
 
-    python benchmarks/gates.py                    # the four parts below (~30 min on 2 cores)
+    python benchmarks/gates.py                    # the five parts below (~30 min on 2 cores)
     python benchmarks/gates.py --parts case800    # the 800-row case only
     python benchmarks/gates.py --parts mstep --sizes 1e4 --features 16 --experts 8
     python benchmarks/gates.py --output gates.md  # also write the tables as markdown
 
-Four parts, each a table:
+Five parts, each a table:
 
 ``case800``
     The neural-gates issue's first example: 800 samples, 5 features, 3
@@ -25,6 +25,15 @@ Four parts, each a table:
     ``gate="mlp"``, both backends), on the 800-row case for the same seeds:
     ``gate=MLPGate(max_iter=budget)``, the same gate as ``gate="mlp"`` but
     for its budget.
+``crawl``
+    Where the MLP gate's EM iterations go on the 800-row case, for the
+    gate penalties ``--alphas`` (the estimator's ``gate_alpha``): per
+    seed, the EM iterations, the iteration at which the objective first
+    reaches the linear gate's final objective (same seed), the share of
+    the objective's rise after that iteration that the gate's M-steps
+    account for (their decreases of the gate's loss, which raise EM's
+    objective by as much), the gate's L-BFGS iterations, and the held-out
+    mean log-likelihood on 20,000 new rows of the same model.
 ``mstep``
     One gate M-step as the EM loop runs it (:func:`skmoe.gates._protocol.make_gate`'s
     gate and budget, ``prepare`` once, then ``fit`` on the responsibilities,
@@ -165,6 +174,71 @@ def part_budget(report, repeat, seeds, budgets):
                   "CPU ms / EM iteration", "objective"], rows)
 
 
+class _GateSteps:
+    """The gate's L-BFGS calls within ``with``: the loss at the start and end of each M-step."""
+
+    def __init__(self):
+        import skmoe.gates._softmax as softmax
+
+        self.module, self.original = softmax, softmax.minimise_lbfgs
+        self.steps, self.iterations = [], 0
+
+    def __call__(self, fun, theta, **kwargs):
+        start = fun(theta)[0]
+        result = self.original(fun, theta, **kwargs)
+        self.steps.append((float(start), float(result[1])))
+        self.iterations += result[2]
+        return result
+
+    def __enter__(self):
+        self.module.minimise_lbfgs = self
+        return self
+
+    def __exit__(self, *exc):
+        self.module.minimise_lbfgs = self.original
+
+
+def part_crawl(report, seeds, alphas):
+    from skmoe import MixtureOfExpertsRegressor
+
+    report.heading("Where the MLP gate's EM iterations go on the 800-row case "
+                   f"(means over seeds {seeds[0]}-{seeds[-1]}; held-out: 20,000 new rows)")
+    X, y = _gated_regression(800, 5, 3)
+    X_new, y_new = (a[800:] for a in _gated_regression(20_800, 5, 3))  # the same model's
+    rows = []
+    for alpha in alphas:
+        cells = {"linear": [], "mlp": []}
+        for seed in seeds:
+            linear = MixtureOfExpertsRegressor(n_experts=3, gate_alpha=alpha, random_state=seed)
+            linear.fit(X, y)
+            cells["linear"].append((linear.n_iter_, np.nan, np.nan, np.nan,
+                                    linear.objective_, linear.log_prob(X_new, y_new).mean()))
+            mlp = MixtureOfExpertsRegressor(n_experts=3, gate="mlp", gate_alpha=alpha,
+                                            random_state=seed)
+            with _GateSteps() as steps:
+                mlp.fit(X, y)
+            curve = np.asarray(mlp.objective_curve_)
+            # The first iteration at the linear gate's final objective, and the
+            # gate M-steps' share of the rise after it (M-step i > 0 precedes curve[i]).
+            reached = int(np.argmax(curve >= linear.objective_)) if np.any(
+                curve >= linear.objective_) else len(curve) - 1
+            rise = curve[-1] - curve[reached]
+            decrease = sum(a - b for a, b in steps.steps[reached + 1 : len(curve)])
+            cells["mlp"].append((mlp.n_iter_, reached, decrease / rise if rise > 0 else np.nan,
+                                 steps.iterations, mlp.objective_,
+                                 mlp.log_prob(X_new, y_new).mean()))
+        for gate, values in cells.items():
+            means = np.nanmean(np.asarray(values, dtype=float), axis=0)
+            mlp_only = [f"{means[1]:.1f}", f"{means[2]:.2f}", f"{means[3]:.0f}"]
+            rows.append([f"{alpha:g}", gate, f"{means[0]:.1f}",
+                         *(["", "", ""] if gate == "linear" else mlp_only),
+                         f"{means[4]:.4f}", f"{means[5]:.4f}"])
+            print(rows[-1], flush=True)
+    report.table(["gate_alpha", "gate", "EM iterations", "at the linear objective",
+                  "gate's share of the rise after", "gate L-BFGS iterations", "objective",
+                  "held-out log-likelihood"], rows)
+
+
 def _m_step_gate(gate, backend, k):
     from skmoe import MixtureOfExpertsRegressor
     from skmoe.gates._protocol import make_gate
@@ -262,13 +336,15 @@ def parse_ints(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="case800,budget,mstep,fits")
+    parser.add_argument("--parts", default="case800,budget,crawl,mstep,fits")
     parser.add_argument("--sizes", type=parse_ints, default=[10_000, 100_000])
     parser.add_argument("--features", type=parse_ints, default=[16, 256])
     parser.add_argument("--experts", type=parse_ints, default=[8, 64])
     parser.add_argument("--gates", default=",".join(GATES))
     parser.add_argument("--seeds", type=parse_ints, default=[0, 1, 2, 3, 4])
     parser.add_argument("--budgets", type=parse_ints, default=[2, 3, 5, 8])
+    parser.add_argument("--alphas", type=lambda text: [float(v) for v in text.split(",")],
+                        default=[1e-6, 1e-4, 1e-3], help="gate_alpha values of the crawl part")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warm", type=int, default=4)
     parser.add_argument("--fits", default="1e4:mlp256x256,1e5",
@@ -284,6 +360,8 @@ def main(argv=None):
         part_case800(report, args.repeat, args.seeds)
     if "budget" in parts:
         part_budget(report, args.repeat, args.seeds, args.budgets)
+    if "crawl" in parts:
+        part_crawl(report, args.seeds, args.alphas)
     if "mstep" in parts:
         part_mstep(report, args.sizes, args.features, args.experts, args.gates.split(","),
                    args.warm)

@@ -28,6 +28,7 @@ from ._fit_state import (
     select_pruned,
 )
 from ._init import initial_responsibilities
+from ._routed import scale_routed
 from .exceptions import DegenerateExpertWarning
 from .gates._protocol import GateAdapter
 from .utils._array_api import get_namespace
@@ -99,7 +100,11 @@ class _EMDriver:
         # Expert weights are weights * sample_weight, formed row by row (or block
         # by block by the batched solver), never as a second (n_experts, n_samples) array.
         fit_weights_T = weights_T if state.extra_T is None else weights_T * state.extra_T
-        state.experts = ctx.solver.fit(state.templates, ctx.X_expert, ctx.y, fit_weights_T, ctx.sw)
+        routed = {}
+        if routing.routed is not None and getattr(ctx.solver, "takes_routed", False):
+            # The router listed the non-zero weights: the solver touches those rows only.
+            routed["routed"] = routing.routed if state.extra_T is None else scale_routed(routing.routed, state.extra_T)
+        state.experts = ctx.solver.fit(state.templates, ctx.X_expert, ctx.y, fit_weights_T, ctx.sw, **routed)
         state.load = _em.positive_share(weights_T, ctx.sample_weight)
         state.outputs_T = ctx.likelihood.expert_outputs(state.experts, ctx.X_expert, ctx.y, ctx.solver)
         state.params = ctx.likelihood.m_step(

@@ -31,6 +31,7 @@ routed rows rather than to ``n_experts * n_samples`` (the crossover is
 import numpy as np
 from scipy.linalg import lapack
 
+from ._routed import RoutedWeights, routed_fraction, routed_from_dense
 from .utils._array_api import get_namespace
 from .utils._threads import MIN_ROWS_PER_THREAD, row_parallel
 
@@ -60,7 +61,7 @@ def gram_kernel(p, n_experts):
     return "syrk", int(max(256, _SYRK_BLOCK_ELEMENTS // p))
 
 
-def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
+def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None, routed=None):
     """Gram matrices of ``[X - x_offset, 1, y - y_offset]`` under each expert's weights.
 
     One pass over the data in row blocks; every expert's matrix is updated
@@ -88,6 +89,10 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
     sample_weight : ndarray of shape (n_samples,), default=None
         Multiplied into every expert's weights, block by block (no
         ``(n_experts, n_samples)`` product is formed).
+    routed : RoutedWeights, default=None
+        The non-zero entries of ``weights_T`` when the router listed them
+        (:mod:`skmoe._routed`): the routed pass then needs no scan of
+        ``weights_T`` and is chosen by its exact fraction of entries.
 
     Returns
     -------
@@ -107,7 +112,11 @@ def weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=No
         return (gram + xp.permute_dims(gram, (0, 2, 1))) / 2
     n_samples, n_features = X.shape
     p = n_features + 2
-    if routed_rows_pay(weights_T, p):
+    n_experts = weights_T.shape[0]
+    if routed is not None:
+        if routed_pays(routed_fraction(routed), p, n_experts, n_samples):
+            return routed_gram_matrices(X, y, routed, x_offset, y_offset, sample_weight)
+    elif routed_rows_pay(weights_T, p):
         return routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight)
     kernel, block = gram_kernel(p, weights_T.shape[0])
     args = (X, y, weights_T, x_offset, y_offset, sample_weight, kernel, block)
@@ -147,19 +156,24 @@ def routed_rows_pay(weights_T, p):
         Use the routed pass.
     """
     n_experts, n_samples = weights_T.shape
+    sample = weights_T[:, :: max(1, n_samples // 2048)]
+    return routed_pays(np.count_nonzero(sample != 0) / sample.size, p, n_experts, n_samples)
+
+
+def routed_pays(fraction, p, n_experts, n_samples):
+    """Whether the routed pass beats the dense one at this fraction of non-zero weights (:func:`routed_rows_pay`)."""
     if n_experts == 1 or n_samples * n_experts < _ROUTED_MIN_ENTRIES:
         return False
-    limit = min(0.5, 0.0125 * p**1.5 / np.sqrt(n_experts))
-    sample = weights_T[:, :: max(1, n_samples // 2048)]
-    return np.count_nonzero(sample != 0) <= limit * sample.size
+    return fraction <= min(0.5, 0.0125 * p**1.5 / np.sqrt(n_experts))
 
 
-def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None):
+def routed_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight=None):
     """:func:`weighted_gram_matrices` touching only each expert's non-zero-weight rows.
 
-    The non-zero weights are listed expert by expert (one scan of
-    ``weights_T != 0``) and laid out in blocks of 64 to 1,024 rows, each
-    expert's rows in order and its last block padded with zero rows. Chunks of blocks are gathered into a reused buffer
+    The non-zero weights, listed expert by expert (by the router, or by one
+    scan of ``weights_T != 0``), are laid out in blocks of 64 to 1,024 rows,
+    each expert's rows in order and its last block padded with zero rows.
+    Chunks of blocks are gathered into a reused buffer
     (:func:`_add_routed_block`) and every block's ``Z_b Z_b^T`` is formed in
     one batched product, ``Z_b = sqrt(w) [X - x_offset, 1, y - y_offset]^T``
     on the block's rows; each expert's blocks are then added in order
@@ -172,30 +186,30 @@ def routed_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight=None
     order, so the result does not depend on the thread count. Equal to the
     dense pass up to rounding (zero-weight rows add nothing).
 
-    Parameters and returns as :func:`weighted_gram_matrices` (here
-    ``weights_T`` mostly zero).
+    Parameters and returns as :func:`weighted_gram_matrices`; here
+    ``weights`` is mostly zero: a :class:`~skmoe._routed.RoutedWeights`,
+    or a dense ``(n_experts, n_samples)`` array whose non-zero entries are
+    listed first (one scan of it).
     """
-    n_experts, n_samples = weights_T.shape
+    routed = weights if isinstance(weights, RoutedWeights) else routed_from_dense(weights)
+    n_experts = routed.indptr.size - 1
+    rows = routed.rows
     p = X.shape[1] + 2
-    # Expert-major: each expert's rows in order. (nonzero of a float array
-    # was measured 7x slower than of the comparison.)
-    flat = np.flatnonzero(weights_T != 0)
-    experts, rows = np.divmod(flat, n_samples)
     # Rows per block, a power of two from 64 to 1,024: about an eighth of an
     # expert's mean rows, so that the padding (under one block per expert)
     # stays under a few tenths of the rows, and the products get larger
     # where the experts have many rows.
-    block = int(2 ** np.clip(np.floor(np.log2(max(flat.size, 1) / (8 * n_experts))), 6, 10))
-    counts = np.bincount(experts, minlength=n_experts)
+    block = int(2 ** np.clip(np.floor(np.log2(max(rows.size, 1) / (8 * n_experts))), 6, 10))
+    counts = np.diff(routed.indptr)
     blocks = -(-counts // block)
     first = np.zeros(n_experts + 1, dtype=np.intp)
     np.cumsum(blocks, out=first[1:])
     # Padded position of each routed entry: its expert's first block, then in order.
     shift = first[:-1] * block - (np.cumsum(counts) - counts)
-    dest = np.arange(flat.size) + np.repeat(shift, counts)
+    dest = np.arange(rows.size) + np.repeat(shift, counts)
     source = np.zeros(first[-1] * block, dtype=np.intp)
     source[dest] = rows
-    weight = np.take(weights_T, flat)
+    weight = routed.weights.copy()
     if sample_weight is not None:
         weight *= np.take(sample_weight, rows)
     root = np.zeros(first[-1] * block)
@@ -367,3 +381,44 @@ def solve_normal_equations(A, b, *, rank_deficient_rcond):
     inv[keep] = 1.0 / evals[keep]
     return evecs @ (inv * (evecs.T @ b))
 
+
+def solve_normal_equations_batch(A, b, *, rank_deficient_rcond):
+    """:func:`solve_normal_equations` for a stack of systems, batched where Cholesky succeeds.
+
+    One batched Cholesky factorisation checks every system (positive
+    definite, smallest diagonal of the factor above ``sqrt(rcond)`` times
+    its largest) and one batched solve answers the systems that pass; the
+    others (singular or rank-deficient experts, rare) take
+    :func:`solve_normal_equations` one by one, whose minimum-norm solution
+    they need. Equal to solving each system alone up to rounding (the
+    batched solve factorises ``A`` by LU, not by its Cholesky factor);
+    64 systems of 10 unknowns measured 2.3x faster than one at a time.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_systems, d, d)
+        Symmetric positive semi-definite matrices.
+    b : ndarray of shape (n_systems, d)
+        Right-hand sides.
+    rank_deficient_rcond : float
+        Eigenvalues below this fraction of the largest count as zero.
+
+    Returns
+    -------
+    beta : ndarray of shape (n_systems, d)
+        The solutions.
+    """
+    beta = np.empty(b.shape)
+    try:
+        diag = np.diagonal(np.linalg.cholesky(A), axis1=1, axis2=2)
+        well = np.all(np.isfinite(diag), axis=1) & (
+            diag.min(axis=1) > np.sqrt(rank_deficient_rcond) * diag.max(axis=1)
+        )
+    except np.linalg.LinAlgError:  # a system that is not positive definite
+        well = np.zeros(A.shape[0], dtype=bool)
+    if well.any():
+        beta[well] = np.linalg.solve(A[well], b[well][..., None])[..., 0]
+        well &= np.all(np.isfinite(beta), axis=1)
+    for k in np.flatnonzero(~well):
+        beta[k] = solve_normal_equations(A[k], b[k], rank_deficient_rcond=rank_deficient_rcond)
+    return beta

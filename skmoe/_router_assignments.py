@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import _routing, _routing_capacity
-from ._router_base import Routing, SoftRouter, _both, _fill_empty, _seed
+from ._router_base import Routing, SoftRouter, _both, _fill_empty, _hard, _listed, _seed
 
 
 class ClassificationRouter(SoftRouter):
@@ -28,8 +28,8 @@ class ClassificationRouter(SoftRouter):
 
     def route(self, resp_T, log_prob, sample_weight, rng):
         """The partition, for experts and gate alike (an empty expert takes its best samples)."""
-        weights = _routing.one_hot(np.argmax(resp_T, axis=0), resp_T.shape[0])
-        return _both(_fill_empty(weights, resp_T, log_prob, sample_weight))
+        weights, routed = _hard(np.argmax(resp_T, axis=0), resp_T.shape[0])
+        return _both(*_fill_empty(weights, resp_T, log_prob, sample_weight, routed=routed))
 
 
 class StochasticRouter(SoftRouter):
@@ -49,8 +49,8 @@ class StochasticRouter(SoftRouter):
         """The drawn partition, for experts and gate alike (the seed drawn from ``rng``)."""
         keys = _routing.content_keys(resp_T, log_prob)
         u = _routing.keyed_uniforms(keys, _seed(rng))[0]
-        weights = _routing.one_hot(_routing.draw_experts(resp_T, u), resp_T.shape[0])
-        return _both(_fill_empty(weights, resp_T, log_prob, sample_weight, keys=keys))
+        weights, routed = _hard(_routing.draw_experts(resp_T, u), resp_T.shape[0])
+        return _both(*_fill_empty(weights, resp_T, log_prob, sample_weight, keys=keys, routed=routed))
 
 
 def _capacity_units(sample_weight):
@@ -96,7 +96,7 @@ class ExpertChoiceRouter(SoftRouter):
         rank = _routing.sample_rank(resp_T, log_prob)
         capacity = self.capacity(sample_weight, resp_T.shape[0])
         picks = _routing_capacity.expert_choice_picks(resp_T, sample_weight, capacity, rank)
-        return _both(_routing_capacity.expert_choice_weights(picks, resp_T))
+        return _listed(_routing_capacity.expert_choice_weights(picks, resp_T))
 
     def __repr__(self):
         return f"{type(self).__name__}(capacity_factor={self.capacity_factor!r})"

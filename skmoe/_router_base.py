@@ -9,20 +9,37 @@ from collections import namedtuple
 import numpy as np
 
 from . import _em, _routing, _routing_capacity
+from ._routed import entry_experts, routed_from_dense, routed_from_picks
 
-Routing = namedtuple("Routing", ["experts_T", "gate_T"])
+Routing = namedtuple("Routing", ["experts_T", "gate_T", "routed"], defaults=(None,))
 Routing.__doc__ = """What the M-step fits: the experts' weights and the gate's soft targets.
 
 Both are ``(n_experts, n_samples)`` arrays in the core layout; the columns
 of ``gate_T`` sum to one. ``gate_T is experts_T`` when the assignment fits
-experts and gate to the same weights.
+experts and gate to the same weights. ``routed``, optional: the non-zero
+entries of ``experts_T`` listed expert by expert
+(:class:`~skmoe._routed.RoutedWeights`), from a router that knows which
+entries it set; a solver that takes it (``takes_routed``) then touches
+each expert's routed rows only (None: soft weights, or not listed).
 """
 
 
-def _both(weights_T):
+def _both(weights_T, routed=None):
     """Both targets from one weight matrix (columns summing to one)."""
     weights_T = np.ascontiguousarray(weights_T, dtype=np.float64)
-    return Routing(weights_T, weights_T)
+    return Routing(weights_T, weights_T, routed)
+
+
+def _listed(weights_T):
+    """:func:`_both` of sparse weights known only densely, with their entries listed (one scan)."""
+    weights_T = np.ascontiguousarray(weights_T, dtype=np.float64)
+    return Routing(weights_T, weights_T, routed_from_dense(weights_T))
+
+
+def _hard(index, n_experts):
+    """One expert per sample: its indicator weights, and their entries listed from ``index``."""
+    values = np.ones((1, index.size))
+    return _routing.one_hot(index, n_experts), routed_from_picks(index[None, :], values, n_experts)
 
 
 def _seed(rng):
@@ -37,12 +54,24 @@ def _log_sum_exp(a):
         return np.log(np.exp(a - shift).sum(axis=0)) + shift
 
 
-def _fill_empty(weights_T, resp_T, log_prob, sample_weight, capacity=None, keys=None):
-    """:func:`~skmoe._routing_capacity.fill_empty_experts` when an expert has no weight."""
-    if np.all(weights_T @ sample_weight > 0):
-        return weights_T
+def _fill_empty(weights_T, resp_T, log_prob, sample_weight, capacity=None, keys=None, routed=None):
+    """:func:`~skmoe._routing_capacity.fill_empty_experts` when an expert has no weight.
+
+    Returns the weights and their listed entries: ``routed`` (None: not
+    listed) when no expert was empty, else listed anew from the filled
+    weights. The experts' loads come from ``routed`` when it is given (no
+    pass over the dense weights).
+    """
+    if routed is not None:
+        entries = routed.weights * sample_weight[routed.rows]
+        loads = np.bincount(entry_experts(routed), weights=entries, minlength=weights_T.shape[0])
+    else:
+        loads = weights_T @ sample_weight
+    if np.all(loads > 0):
+        return weights_T, routed
     rank = _routing.sample_rank(resp_T, log_prob, keys)
-    return _routing_capacity.fill_empty_experts(weights_T, resp_T, sample_weight, rank, capacity)
+    weights_T = _routing_capacity.fill_empty_experts(weights_T, resp_T, sample_weight, rank, capacity)
+    return weights_T, None if routed is None else routed_from_dense(weights_T)
 
 
 class SoftRouter:
@@ -224,8 +253,8 @@ class TopKRouter(SoftRouter):
         if log_prob is None or index is None or index.shape[1] != resp_T.shape[1]:
             return _both(top_k_columns(resp_T, self.top_k))
         picked = index >= 0  # removed experts' picks are -1
-        index = np.where(picked, index, 0)
-        kept = np.where(picked, np.take_along_axis(resp_T, index, axis=0), 0.0)
+        safe = np.where(picked, index, 0)
+        kept = np.where(picked, np.take_along_axis(resp_T, safe, axis=0), 0.0)
         mass = kept.sum(axis=0)
         lost = np.flatnonzero(mass <= 0)
         mass[lost] = 1.0
@@ -233,10 +262,14 @@ class TopKRouter(SoftRouter):
         weights = np.zeros(resp_T.shape, dtype=resp_T.dtype)
         columns = np.arange(resp_T.shape[1])
         for j in range(index.shape[0]):  # the picks of a sample are distinct
-            weights[index[j], columns] += kept[j]
+            weights[safe[j], columns] += kept[j]
+        # The entries are listed from the picks (no scan of the dense weights).
+        routed = routed_from_picks(index, kept, resp_T.shape[0])
         if lost.size:
             weights[:, lost] = top_k_columns(resp_T[:, lost], self.top_k)
-        return Routing(_fill_empty(weights, resp_T, log_prob, sample_weight), resp_T)
+            routed = routed_from_dense(weights)  # rare: rows the driver re-seeded
+        weights, routed = _fill_empty(weights, resp_T, log_prob, sample_weight, routed=routed)
+        return Routing(weights, resp_T, routed)
 
     def remove_experts(self, keep):
         """Renumber the recorded choice; the removed experts' picks become -1.

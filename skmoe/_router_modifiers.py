@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _routing, _routing_balance, _routing_capacity
+from ._routed import routed_from_dense
 from ._router_base import Routing, _log_sum_exp, _Modifier, _seed
 
 
@@ -150,7 +151,9 @@ class CapacityRouter(_Modifier):
                 offsets if offsets is not None and offsets.size == n_experts else None,
             )
             gate = gate.astype(resp_T.dtype, copy=False)
-        return Routing(np.ascontiguousarray(weights), np.ascontiguousarray(gate))
+        weights = np.ascontiguousarray(weights)
+        # The capacity-limited weights are sparse: their entries listed for the solver.
+        return Routing(weights, np.ascontiguousarray(gate), routed_from_dense(weights))
 
     def remove_experts(self, keep):
         """Forget the removed experts' gate offsets.

@@ -3,8 +3,11 @@
 A solver offers fit-from-weights (``fit``), the experts' predictions in the
 core layout (``predict_T``), and declares what it can do: ``exact`` (its
 M-step maximises the weighted log-likelihood, so EM's objective cannot
-decrease) and ``splits_rows`` (its passes over the rows run on the
-:class:`~skmoe.utils._threads.RowPool` with one BLAS thread).
+decrease), ``splits_rows`` (its passes over the rows run on the
+:class:`~skmoe.utils._threads.RowPool` with one BLAS thread) and
+``takes_routed`` (its ``fit`` takes ``routed=``, the router's list of the
+non-zero weights, :class:`~skmoe._routed.RoutedWeights`, and then touches
+each expert's routed rows only).
 :func:`select_solver` takes the first of :data:`SOLVERS` that supports the
 experts and the likelihood.
 
@@ -20,14 +23,19 @@ experts and the likelihood.
   spreads the experts over a cluster.
 """
 
-import copy
 import numbers
 
 import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.utils.parallel import Parallel, delayed
 
 from ._experts import fit_experts
-from ._gram import solve_normal_equations, weighted_gram_matrices
+from ._gram import (
+    solve_normal_equations,
+    solve_normal_equations_batch,
+    weighted_gram_matrices,
+)
+from ._routed import expert_part, routed_row_weights
 from ._sparse import is_sparse
 from ._sparse_gram import sparse_gram_matrices
 from .utils._array_api import float_dtype, get_namespace
@@ -54,6 +62,7 @@ class GenericSolver:
     name = "generic"
     exact = False
     splits_rows = False
+    takes_routed = True
 
     def __init__(self, templates, *, n_jobs=None, drop_zero_rows=True):
         self.n_jobs = n_jobs
@@ -64,8 +73,14 @@ class GenericSolver:
         """Every expert and likelihood: the fallback."""
         return True
 
-    def fit(self, templates, X, y, weights_T, sample_weight=None):
-        """Fitted clones of ``templates``; see :func:`skmoe._experts.fit_experts`."""
+    def fit(self, templates, X, y, weights_T, sample_weight=None, routed=None):
+        """Fitted clones of ``templates``; see :func:`skmoe._experts.fit_experts`.
+
+        With ``routed`` (and zero-weight rows dropped), each expert is
+        fitted on its routed rows alone (:func:`fit_routed_experts`).
+        """
+        if routed is not None and self.drop_zero_rows:
+            return fit_routed_experts(templates, X, y, routed, sample_weight, n_jobs=self.n_jobs)
         return fit_experts(
             templates, X, y, weights_T, sample_weight=sample_weight, n_jobs=self.n_jobs,
             drop_zero_rows=self.drop_zero_rows,
@@ -82,6 +97,44 @@ class GenericSolver:
         return 1
 
 
+def fit_routed_experts(templates, X, y, routed, sample_weight=None, *, n_jobs=None):
+    """Generic expert M-step on each expert's routed rows alone.
+
+    :func:`~skmoe._experts.fit_experts` (zero-weight rows dropped) of each
+    expert on its own rows, taken from ``routed``: the same rows, in the
+    same order and with the same weights as from the dense weights, so the
+    same fits, without a pass over ``n_samples`` rows per expert.
+
+    Parameters
+    ----------
+    templates : list of estimators
+        Unfitted, seeded experts.
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Inputs.
+    y : ndarray of shape (n_samples,)
+        Targets.
+    routed : RoutedWeights
+        The experts' rows and weights.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        User weights, multiplied into the routed weights.
+    n_jobs : int, default=None
+        Parallel jobs over the experts (joblib).
+
+    Returns
+    -------
+    experts : list of estimators
+        Fitted clones.
+    """
+    def own_rows(k):
+        rows, weights = expert_part(routed, k, sample_weight)
+        return X[rows], y[rows], weights[None, :]
+
+    if n_jobs is None or n_jobs == 1 or len(templates) == 1:
+        return [fit_experts([t], *own_rows(k))[0] for k, t in enumerate(templates)]
+    fitted = Parallel(n_jobs=n_jobs)(delayed(fit_experts)([t], *own_rows(k)) for k, t in enumerate(templates))
+    return [expert for (expert,) in fitted]
+
+
 class BatchedLinearSolver:
     """All ``LinearRegression`` / ``Ridge`` experts' weighted normal equations in one pass.
 
@@ -92,6 +145,7 @@ class BatchedLinearSolver:
 
     name = "batched_linear"
     splits_rows = True
+    takes_routed = True
 
     def __init__(self, templates, **kwargs):
         self.exact = all(
@@ -118,9 +172,9 @@ class BatchedLinearSolver:
                     return False
         return True
 
-    def fit(self, templates, X, y, weights_T, sample_weight=None):
+    def fit(self, templates, X, y, weights_T, sample_weight=None, routed=None):
         """Fitted experts; see :func:`fit_linear_experts`."""
-        return fit_linear_experts(templates, X, y, weights_T, sample_weight)
+        return fit_linear_experts(templates, X, y, weights_T, sample_weight, routed=routed)
 
     @staticmethod
     def predict_T(experts, X):
@@ -162,7 +216,7 @@ def select_solver(templates, likelihood, *, n_jobs=None):
     raise ValueError("No expert solver supports these experts.")  # pragma: no cover
 
 
-def linear_offsets(X, y, weights_T, sample_weight=None):
+def linear_offsets(X, y, weights_T, sample_weight=None, routed=None):
     """Global weighted means of ``X`` and ``y`` that centre the Gram pass.
 
     Centring the blocks by them keeps the Gram matrices well conditioned for
@@ -180,6 +234,9 @@ def linear_offsets(X, y, weights_T, sample_weight=None):
         Weights per expert.
     sample_weight : ndarray of shape (n_samples,), default=None
         User weights.
+    routed : RoutedWeights, default=None
+        The non-zero entries of ``weights_T`` (NumPy only): the per-sample
+        sums then come from them, not from a pass over ``weights_T``.
 
     Returns
     -------
@@ -195,17 +252,20 @@ def linear_offsets(X, y, weights_T, sample_weight=None):
             row_weight = row_weight * sample_weight
         grand = xp.sum(row_weight)
         return (row_weight @ X) / grand, (row_weight @ y) / grand
-    # float64 sums whatever the dtype of the weights (float32 in a float32 fit).
-    row_weight = weights_T.sum(axis=0, dtype=np.float64)
-    if sample_weight is not None:
-        row_weight *= sample_weight
+    if routed is not None:
+        row_weight = routed_row_weights(routed, sample_weight)
+    else:
+        # float64 sums whatever the dtype of the weights (float32 in a float32 fit).
+        row_weight = weights_T.sum(axis=0, dtype=np.float64)
+        if sample_weight is not None:
+            row_weight *= sample_weight
     grand = row_weight.sum()
     if is_sparse(X):
         return np.zeros(X.shape[1]), float(row_weight @ y / grand)
     return (row_weight @ X) / grand, float(row_weight @ y / grand)
 
 
-def fit_linear_experts(templates, X, y, weights_T, sample_weight=None):
+def fit_linear_experts(templates, X, y, weights_T, sample_weight=None, routed=None):
     """Batched M-step of ``LinearRegression`` / ``Ridge`` experts.
 
     Parameters
@@ -220,6 +280,10 @@ def fit_linear_experts(templates, X, y, weights_T, sample_weight=None):
         Weights per expert (responsibilities).
     sample_weight : ndarray of shape (n_samples,), default=None
         User weights, multiplied into every expert's weights.
+    routed : RoutedWeights, default=None
+        The non-zero entries of ``weights_T``, listed by the router: the
+        offsets and, when the routed pass pays, the Gram matrices come from
+        them with no pass over ``weights_T``.
 
     Returns
     -------
@@ -229,11 +293,11 @@ def fit_linear_experts(templates, X, y, weights_T, sample_weight=None):
         ``fit`` with ``sample_weight`` would leave them.
     """
     n_samples = X.shape[0]
-    x_offset, y_offset = linear_offsets(X, y, weights_T, sample_weight)
+    x_offset, y_offset = linear_offsets(X, y, weights_T, sample_weight, routed=routed)
     if is_sparse(X):  # also for routed weights: the sparse pass follows the routed rows itself
         gram = sparse_gram_matrices(X, y, weights_T, y_offset, sample_weight)
     else:
-        gram = weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight)
+        gram = weighted_gram_matrices(X, y, weights_T, x_offset, y_offset, sample_weight, routed=routed)
     return solve_linear_experts(templates, gram, x_offset, y_offset, n_samples)
 
 
@@ -261,43 +325,43 @@ def solve_linear_experts(templates, gram, x_offset, y_offset, n_samples):
     n_features = gram.shape[1] - 2
     d = n_features
     rcond = np.finfo(np.float64).eps * max(n_samples, n_features)
-    # lstsq's diagnostics of LinearRegression experts come from the eigenvalues
-    # of their weighted (centred) Gram matrices: in one batched call while the
-    # stacked copy of the systems is small, one system at a time for wide
-    # designs (the same values; no copy of every system at once).
-    batched = len(templates) * d * d <= _BATCHED_SYSTEMS_ELEMENTS
-    plain = [k for k, t in enumerate(templates) if type(t) is LinearRegression]
-    if batched:
-        systems = [
-            _normal_system(gram[k], t, x_offset, y_offset) for k, t in enumerate(templates)
-        ]
-        eigenvalues = dict(zip(plain, np.linalg.eigvalsh(np.stack([systems[k][0] for k in plain])))) if plain else {}
+    plain = np.array([type(t) is LinearRegression for t in templates], dtype=bool)
+    # While the stacked copy of the systems is small, they are formed, solved
+    # and (for lstsq's diagnostics of LinearRegression experts) their
+    # eigenvalues computed in batches; wide designs one system at a time
+    # (the same values up to rounding; no copy of every system at once).
+    if len(templates) * d * d <= _BATCHED_SYSTEMS_ELEMENTS:
+        A, b, mx, my = _normal_systems(templates, gram, x_offset, y_offset)
+        coef = solve_normal_equations_batch(A, b, rank_deficient_rcond=rcond)
+        eigenvalues = np.linalg.eigvalsh(A[plain]) if plain.any() else None
+    else:
+        coef, mx, my = np.empty((len(templates), d)), np.empty((len(templates), d)), np.empty(len(templates))
+        eigenvalues = []
+        for k in range(len(templates)):
+            A, b, mx[k : k + 1], my[k : k + 1] = _normal_systems(templates[k : k + 1], gram[k : k + 1], x_offset, y_offset)
+            coef[k] = solve_normal_equations(A[0], b[0], rank_deficient_rcond=rcond)
+            if plain[k]:
+                eigenvalues.append(np.linalg.eigvalsh(A[0]))
+    intercept = my + y_offset - np.einsum("kd,kd->k", mx + x_offset, coef)
+    # lstsq's diagnostics: eigenvalues below eps-level rounding (the solve's
+    # threshold) are zero.
+    evals = np.clip(np.asarray(eigenvalues)[:, ::-1], 0.0, None) if plain.any() else np.empty((0, d))
+    singular = np.sqrt(evals)
+    rank = np.sum(evals > rcond * evals[:, :1], axis=1) * (evals[:, 0] > 0)
+    plain_index = np.cumsum(plain) - 1
     experts = []
     for k, template in enumerate(templates):
-        if batched:
-            A, b, mx, my = systems[k]
-            evals = eigenvalues.get(k)
-        else:
-            A, b, mx, my = _normal_system(gram[k], template, x_offset, y_offset)
-            evals = np.linalg.eigvalsh(A) if k in plain else None
-        # Eigenvalues of a Gram matrix carry absolute rounding of about eps * its norm:
-        # smaller ones are treated as zero (minimum-norm solution, as lstsq).
-        coef = solve_normal_equations(A, b, rank_deficient_rcond=rcond)
-        # A shallow copy of the unfitted template: what clone gives for these
-        # plain LinearRegression / Ridge objects, at a fraction of its cost.
-        expert = copy.copy(template)
-        expert.coef_ = coef
-        if template.fit_intercept:
-            expert.intercept_ = float(my + y_offset - (mx + x_offset) @ coef)
-        else:
-            expert.intercept_ = 0.0
+        # A shallow copy of the unfitted template: what clone (or copy.copy)
+        # gives for these plain LinearRegression / Ridge objects, at a
+        # fraction of the cost (copy.copy goes through their pickling hooks).
+        expert = object.__new__(type(template))
+        expert.__dict__.update(template.__dict__)
+        expert.coef_ = coef[k].copy()  # its own array, as fit leaves it
+        expert.intercept_ = float(intercept[k]) if template.fit_intercept else 0.0
         expert.n_features_in_ = n_features
-        if evals is not None:
-            evals = np.clip(evals[::-1], 0.0, None)
-            singular = np.sqrt(evals)
-            expert.singular_ = singular
-            # Same threshold as the solve: eigenvalues below eps-level rounding are zero.
-            expert.rank_ = int(np.sum(evals > rcond * evals[0])) if evals[0] > 0 else 0
+        if plain[k]:
+            expert.singular_ = singular[plain_index[k]].copy()
+            expert.rank_ = int(rank[plain_index[k]])
         else:
             expert.n_iter_ = None
             expert.solver_ = "cholesky"
@@ -305,24 +369,24 @@ def solve_linear_experts(templates, gram, x_offset, y_offset, n_samples):
     return experts
 
 
-def _normal_system(G, template, x_offset, y_offset):
-    """One expert's centred normal equations ``(A, b)`` and centres ``(mx, my)`` from its Gram matrix."""
-    d = G.shape[0] - 2
-    sw = G[d, d]
-    alpha = float(template.alpha) if type(template) is Ridge else 0.0
-    if template.fit_intercept:
-        mx = G[:d, d] / sw
-        my = G[d, d + 1] / sw
-        A = G[:d, :d] - sw * np.outer(mx, mx)
-        b = G[:d, d + 1] - sw * mx * my
-    else:
-        # Undo the global centering: sums over the raw [X, y].
-        mx, my = -x_offset, -y_offset
-        A = G[:d, :d] + np.outer(G[:d, d], x_offset) + np.outer(x_offset, G[:d, d]) + sw * np.outer(x_offset, x_offset)
-        b = G[:d, d + 1] + x_offset * G[d, d + 1] + y_offset * G[:d, d] + sw * x_offset * y_offset
-    A = 0.5 * (A + A.T)
-    if alpha > 0:
-        A = A + alpha * np.eye(d)
+def _normal_systems(templates, gram, x_offset, y_offset):
+    """The experts' centred normal equations ``(A, b)`` and centres ``(mx, my)``, stacked, from their Gram matrices."""
+    d = gram.shape[1] - 2
+    sw = gram[:, d, d]
+    mx = gram[:, :d, d] / sw[:, None]
+    my = gram[:, d, d + 1] / sw
+    A = gram[:, :d, :d] - sw[:, None, None] * (mx[:, :, None] * mx[:, None, :])
+    b = gram[:, :d, d + 1] - sw[:, None] * mx * my[:, None]
+    for k, template in enumerate(templates):
+        if not template.fit_intercept:
+            # Undo the global centering: sums over the raw [X, y].
+            G = gram[k]
+            mx[k], my[k] = -x_offset, -y_offset
+            A[k] = G[:d, :d] + np.outer(G[:d, d], x_offset) + np.outer(x_offset, G[:d, d]) + sw[k] * np.outer(x_offset, x_offset)
+            b[k] = G[:d, d + 1] + x_offset * G[d, d + 1] + y_offset * G[:d, d] + sw[k] * x_offset * y_offset
+    A = 0.5 * (A + A.transpose(0, 2, 1))
+    alpha = np.array([float(t.alpha) if type(t) is Ridge else 0.0 for t in templates])
+    A[:, np.arange(d), np.arange(d)] += alpha[:, None]
     return A, b, mx, my
 
 

@@ -24,6 +24,7 @@ from skmoe import (
     _routing_capacity,
 )
 from skmoe._combinations import ROUTERS
+from skmoe._routed import routed_to_dense
 from skmoe.datasets import make_gated_regression, make_xor_blobs
 
 # Every option of the table, as estimator parameters.
@@ -413,14 +414,19 @@ def test_top_k_experts_fit_at_most_k_experts_rows_per_sample(monkeypatch, params
     seen = []
     fit = _solvers.BatchedLinearSolver.fit
 
-    def spy_fit(self, templates, X, y, weights_T, sample_weight=None):
+    def spy_fit(self, templates, X, y, weights_T, sample_weight=None, **kwargs):
         seen.append(np.count_nonzero(weights_T, axis=0).max())
-        return fit(self, templates, X, y, weights_T, sample_weight)
+        routed = kwargs.get("routed")
+        # The router lists exactly the non-zero weights for the solver.
+        seen_routed.append(routed is not None and np.array_equal(routed_to_dense(routed), weights_T))
+        return fit(self, templates, X, y, weights_T, sample_weight, **kwargs)
 
+    seen_routed = []
     monkeypatch.setattr(_solvers.BatchedLinearSolver, "fit", spy_fit)
     X, y = _regression()
     moe = MixtureOfExpertsRegressor(4, random_state=0, max_iter=10, **params).fit(X, y)
     assert max(seen[1:]) <= params["top_k"]  # after the initial partition
+    assert all(seen_routed[1:])
     assert moe.expert_load_.sum() <= params["top_k"] + 1e-12
 
 

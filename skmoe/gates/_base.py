@@ -31,6 +31,10 @@ any gate):
     Log-probabilities as a C-contiguous ``(n_experts, n_samples)`` array
     (the adapter casts them to float32 for float32 ``X``, to float64
     otherwise).
+``log_proba_prepared_T(X)``
+    The same for ``X`` validated by the caller (as ``fit_prepared``'s): the
+    adapter prefers it for NumPy and SciPy input, which the estimators and
+    the EM loop have validated already.
 
 A gate that takes sparse ``X`` says so in its scikit-learn tags
 (``input_tags.sparse``); the estimators refuse sparse ``X`` for one that

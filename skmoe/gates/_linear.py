@@ -2,9 +2,11 @@
 
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._compat import Interval
+from ._base import log_softmax_columns
 from ._network import weighted_standardisation, zero_start
 from ._softmax import _BaseSoftmaxGate
 
@@ -108,6 +110,21 @@ class LinearGate(_BaseSoftmaxGate):
     def _set_penalty(self, penalty):
         self._penalty = penalty
         self.penalty_ = penalty
+
+    def log_proba_prepared_T(self, X):
+        """:meth:`log_proba_T` of validated input (the EM loop's ``X``, as :meth:`fit_prepared`).
+
+        Parameters
+        ----------
+        X : ndarray or CSR matrix of shape (n_samples, n_features)
+            Inputs validated by the caller, with the fitted number of features.
+
+        Returns
+        -------
+        log_proba_T : ndarray of shape (n_experts, n_samples)
+            C-contiguous log-probabilities of the dtype of ``X``.
+        """
+        return np.ascontiguousarray(log_softmax_columns(self._logits_T(X)))
 
     def decision_function_T(self, X):
         """Gate logits in the core's ``(n_experts, n_samples)`` layout.

@@ -149,6 +149,10 @@ class GateAdapter:
             # Device arrays (skmoe._device): the gate answers on their device, in their dtype.
             return log_proba_T(X)
         dtype = float_dtype(X)
+        prepared = _method(self.estimator, "log_proba_prepared_T")
+        if prepared is not None:
+            # Skips the gate's own validation of X: a tenth of a small fit's E-step.
+            return np.ascontiguousarray(prepared(X), dtype=dtype)
         if log_proba_T is not None:
             return np.ascontiguousarray(log_proba_T(X), dtype=dtype)
         return np.ascontiguousarray(self.estimator.predict_log_proba(X).T, dtype=dtype)
