@@ -373,8 +373,9 @@ def _normal_systems(templates, gram, x_offset, y_offset):
     """The experts' centred normal equations ``(A, b)`` and centres ``(mx, my)``, stacked, from their Gram matrices."""
     d = gram.shape[1] - 2
     sw = gram[:, d, d]
-    mx = gram[:, :d, d] / sw[:, None]
-    my = gram[:, d, d + 1] / sw
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty expert without intercept: set below
+        mx = gram[:, :d, d] / sw[:, None]
+        my = gram[:, d, d + 1] / sw
     A = gram[:, :d, :d] - sw[:, None, None] * (mx[:, :, None] * mx[:, None, :])
     b = gram[:, :d, d + 1] - sw[:, None] * mx * my[:, None]
     for k, template in enumerate(templates):

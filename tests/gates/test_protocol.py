@@ -1,5 +1,7 @@
 """Tests of the gate protocol: adapter, factory, capabilities of the built-in gates."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -310,3 +312,30 @@ def test_removal_then_adapter_log_proba_layout():
     log_proba_T = gate.log_proba_T(X)
     assert log_proba_T.shape == (2, len(X)) and log_proba_T.flags.c_contiguous
     assert_allclose(np.exp(log_proba_T).sum(axis=0), 1.0)
+
+
+def test_adapter_honours_a_subclass_overriding_log_proba_T():
+    # LinearGate's log_proba_prepared_T (no re-validation) stands for its own
+    # log_proba_T only: a subclass that overrides log_proba_T is called.
+    from skmoe import MixtureOfExpertsRegressor
+    from skmoe.gates import LinearGate
+
+    calls = []
+
+    class TemperedGate(LinearGate):
+        def log_proba_T(self, X):
+            calls.append(len(X))
+            z = super().log_proba_T(X) / 2.0
+            return z - np.logaddexp.reduce(z, axis=0)
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 2)
+    y = np.where(X[:, 0] > 0, X[:, 1], -X[:, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        moe = MixtureOfExpertsRegressor(2, gate=TemperedGate(), max_iter=5, random_state=0).fit(X, y)
+    assert calls  # the E-steps used the override
+    adapter = GateAdapter(moe.gate_).log_proba_T(X[:5])
+    np.testing.assert_allclose(adapter, moe.gate_.log_proba_T(X[:5]))
+    plain = LinearGate().fit(X, np.c_[X[:, 0] > 0, X[:, 0] <= 0].astype(float))
+    np.testing.assert_array_equal(GateAdapter(plain).log_proba_T(X), plain.log_proba_T(X))
