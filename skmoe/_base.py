@@ -91,7 +91,7 @@ class _BaseMixtureOfExperts(
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "expert": [HasMethods(["fit", "predict"]), list, None],
         "gate": [StrOptions({"linear", "mlp"}), HasMethods(["fit", "predict_log_proba"])],
-        "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "gate_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "init": [
             StrOptions({"kmeans", "random", "tree", "gmm"}), HasMethods(["fit_predict"]),
             HasMethods(["fit", "predict"]), "array-like",
@@ -123,7 +123,7 @@ class _BaseMixtureOfExperts(
         *,
         expert=None,
         gate="linear",
-        gate_alpha=1e-6,
+        gate_alpha="auto",
         init="kmeans",
         pooling="weighted",
         top_k=None,

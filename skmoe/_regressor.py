@@ -152,7 +152,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         expert=None,
         likelihood="gaussian",
         gate="linear",
-        gate_alpha=1e-6,
+        gate_alpha="auto",
         init="kmeans",
         pooling="weighted",
         top_k=None,

@@ -40,7 +40,7 @@ class _BaseNetworkGate(_BaseSoftmaxGate):
         self,
         hidden_layer_sizes=(16,),
         activation="tanh",
-        alpha=1e-4,
+        alpha=3e-3,
         max_iter=200,
         tol=1e-7,
         random_state=None,
@@ -92,8 +92,13 @@ class MLPGate(_BaseNetworkGate):
         Width of each hidden layer. ``()`` gives the linear softmax gate.
     activation : {"tanh", "relu", "logistic"}, default="tanh"
         Activation of the hidden units.
-    alpha : float, default=1e-4
-        L2 penalty on the weights (first layer in standardised units).
+    alpha : float, default=3e-3
+        L2 penalty on the weights (first layer in standardised units),
+        against the weighted mean cross-entropy. The estimators'
+        ``gate="mlp"`` uses the same value by default (``gate_alpha="auto"``):
+        measured over 23 data sets, smaller penalties let the gate fit EM's
+        training responsibilities ever more sharply (overfitting, and many
+        more EM iterations), larger ones underfit.
     max_iter : int, default=200
         Maximum number of L-BFGS iterations per call to :meth:`fit` (the
         estimators' ``gate="mlp"`` uses 5: a bounded M-step).

@@ -32,8 +32,8 @@ def test_solves_xor_gating_that_linear_gate_cannot():
 def test_no_hidden_layer_is_the_linear_gate():
     X, resp, _ = _xor_problem(n=300)
     resp = 0.8 * resp + 0.1
-    mlp = MLPGate(hidden_layer_sizes=()).fit(X, resp)
-    linear = LinearGate().fit(X, resp)
+    mlp = MLPGate(hidden_layer_sizes=(), alpha=1e-4).fit(X, resp)
+    linear = LinearGate(alpha=1e-4).fit(X, resp)
     assert_allclose(mlp.predict_proba(X), linear.predict_proba(X), rtol=1e-6)
     assert mlp.n_parameters_ == linear.n_parameters_
 
