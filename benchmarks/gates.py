@@ -107,9 +107,10 @@ def _gate_param(gate, backend, alpha):
 
 def _estimator(n_experts, gate, backend, seed=0, **params):
     from skmoe import MixtureOfExpertsRegressor
+    from skmoe.gates._protocol import _NEURAL_GATE_ALPHA
 
-    alpha = MixtureOfExpertsRegressor().get_params().get("gate_alpha", 1e-4)
-    gate = _gate_param(gate, backend, alpha)
+    # The strings take gate_alpha="auto"; the MLP(...) objects its neural value.
+    gate = _gate_param(gate, backend, _NEURAL_GATE_ALPHA)
     if not isinstance(gate, str):  # a gate object trains itself: the backend is NumPy's
         backend = "numpy"
     options = {"device": "cpu"} if backend == "torch" else {}
@@ -155,13 +156,15 @@ def part_case800(report, repeat, seeds):
 
 
 def part_budget(report, repeat, seeds, budgets):
-    from skmoe import MixtureOfExpertsRegressor
     from skmoe.gates import MLPGate
 
     report.heading("The MLP gate's L-BFGS iterations per M-step on the 800-row case "
                    f"(means over seeds {seeds[0]}-{seeds[-1]})")
     X, y = _gated_regression(800, 5, 3)
-    alpha = MixtureOfExpertsRegressor().get_params()["gate_alpha"]
+    from skmoe.gates._protocol import (
+        _NEURAL_GATE_ALPHA as alpha,  # gate="mlp"'s penalty
+    )
+
     linear = _case800_row(X, y, "linear", "numpy", seeds, repeat)[0]
     rows = []
     for budget in budgets:
@@ -240,12 +243,10 @@ def part_crawl(report, seeds, alphas):
 
 
 def _m_step_gate(gate, backend, k):
-    from skmoe import MixtureOfExpertsRegressor
-    from skmoe.gates._protocol import make_gate
+    from skmoe.gates._protocol import _NEURAL_GATE_ALPHA, make_gate
 
-    alpha = MixtureOfExpertsRegressor().get_params()["gate_alpha"]
-    param = _gate_param(gate, backend, alpha)
-    return make_gate(param, backend=backend, alpha=alpha, device="cpu", random_state=0)
+    param = _gate_param(gate, backend, _NEURAL_GATE_ALPHA)
+    return make_gate(param, backend=backend, alpha="auto", device="cpu", random_state=0)
 
 
 def _responsibilities(X, k, rng):
