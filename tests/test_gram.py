@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 from skmoe import _gram
 from skmoe._experts import fit_experts
 from skmoe._gram import weighted_gram_matrices
+from skmoe._routed import RoutedWeights
 from skmoe._solvers import fit_linear_experts
 from skmoe.utils._threads import MIN_ROWS_PER_THREAD
 
@@ -90,6 +91,67 @@ def test_routed_gram_matches_direct_products(n_features, k, top, with_sample_wei
         assert_allclose(gram[j], expected, rtol=1e-10, atol=1e-10 * max(np.abs(expected).max(), 1.0))
         assert_allclose(gram[j], gram[j].T, rtol=0, atol=0)
     assert not np.any(gram[1])
+
+
+def _direct_grams(X, y, weights, x_offset, y_offset):
+    """Each expert's ``Z^T diag(w) Z`` in float64, one product per expert."""
+    Z = np.c_[X - x_offset, np.ones(X.shape[0]), y - y_offset].astype(np.float64)
+    return np.stack([(Z * w.astype(np.float64)[:, None]).T @ Z for w in weights])
+
+
+def test_routed_gram_blocks_at_the_edges_of_the_routed_list():
+    # Lists given as RoutedWeights: an expert whose rows fill its blocks exactly,
+    # an empty one, one ragged block more than a multiple, and a last expert whose
+    # ragged block ends the list (its padding would read past the end).
+    rng = np.random.RandomState(4)
+    n, d = 3000, 5
+    X, y, _ = _data(rng, n=n, d=d, offset=2.0)
+    counts = [640, 0, 1281, 200]  # 2,121 entries over 4 experts: blocks of 64 rows
+    rows = [np.sort(rng.choice(n, c, replace=False)) for c in counts]
+    values = [rng.uniform(0.1, 2.0, c) for c in counts]
+    routed = RoutedWeights(np.r_[0, np.cumsum(counts)], np.concatenate(rows), np.concatenate(values), n)
+    dense = np.zeros((len(counts), n))
+    for k, (r, v) in enumerate(zip(rows, values)):
+        dense[k, r] = v
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = _gram.routed_gram_matrices(X, y, routed, x_offset, y_offset)
+    expected = _direct_grams(X, y, dense, x_offset, y_offset)
+    assert_allclose(gram, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+    assert not np.any(gram[1])
+
+
+def test_routed_gram_keeps_float32_inputs_and_weights_accurate():
+    # float32 X, y and weights: the sums run in float64 on the exact float32 values.
+    rng = np.random.RandomState(5)
+    n, k = 2 * _gram._ROUTED_BLOCK + 7, 16
+    X, y, _ = _data(rng, n=n, d=10, k=k, offset=3.0)
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    weights = _routed_weights(rng, n, k, 2).astype(np.float32)
+    sample_weight = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    x_offset, y_offset = X.mean(axis=0, dtype=np.float64), float(y.mean(dtype=np.float64))
+    gram = _gram.routed_gram_matrices(X, y, weights, x_offset, y_offset, sample_weight)
+    assert gram.dtype == np.float64
+    expected = _direct_grams(X, y, weights * sample_weight, x_offset, y_offset)
+    # Only sqrt of the float32 weights rounds in float32 (relative 2**-24 each).
+    assert_allclose(gram, expected, rtol=8 * np.finfo(np.float32).eps, atol=1e-7 * np.abs(expected).max())
+
+
+def test_routed_gram_centres_rows_before_their_products():
+    # Features far from zero against their spread (offset 1e4, scale 0.1 to 10):
+    # uncentred moments would lose (1e4 / 0.1)^2 = 1e10 of float64's 1e16 and
+    # miss this tolerance; the pass centres each row first, as the direct product.
+    rng = np.random.RandomState(6)
+    n, k = 2 * _gram._ROUTED_BLOCK + 11, 16
+    X, y, _ = _data(rng, n=n, d=10, k=k, offset=1e4)
+    X = X * 100 + 7  # and the issue's X * 100 + 7 on top
+    weights = _routed_weights(rng, n, k, 2)
+    x_offset, y_offset = X.mean(axis=0), float(y.mean())
+    gram = _gram.routed_gram_matrices(X, y, weights, x_offset, y_offset)
+    expected = _direct_grams(X, y, weights, x_offset, y_offset)
+    scale = np.sqrt(np.einsum("kii->ki", expected))  # each entry against sqrt(G_ii G_jj)
+    error = np.abs(gram - expected) / (scale[:, :, None] * scale[:, None, :])
+    # Worst-case rounding of a sum of n products (observed 1e-15; uncentred: 1e-7).
+    assert error.max() < n * np.finfo(np.float64).eps
 
 
 def test_routed_gram_does_not_depend_on_blas_threads():
